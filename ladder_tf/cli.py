@@ -1,0 +1,68 @@
+"""Shared command-line plumbing of the training scripts (train_mnist.py, later train_celeba.py)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Sequence
+
+from ladder_tf import config as config_lib
+from ladder_tf.config import Config, ConfigError
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def training_parser(description: str, datasets: Sequence[str]) -> argparse.ArgumentParser:
+    """The flags every training script shares."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="JSON config (the original's key names); default: "
+                   "configs/<dataset>.json")
+    p.add_argument("--dataset", choices=list(datasets), help="data set (sets exp_name); "
+                   f"default: the config's exp_name, or {datasets[-1]} without --config")
+    p.add_argument("--prior", help="prior: normal, gmm, vampprior, hierarchical, ladder "
+                   "(or the original's standard_gaussian, GMM, vampPrior, ours)")
+    p.add_argument("--epochs", type=int, help="number of epochs (config num_epochs)")
+    p.add_argument("--steps-per-epoch", type=int, help="cap on training steps per epoch, for quick runs")
+    p.add_argument("--train-size", type=int, help="use only the first N training images")
+    p.add_argument("--data-dir", help="local data: IDX files or a Keras-style .npz (see README)")
+    p.add_argument("--out-dir", help="run directory; default experiments/<exp_name>/<prior>; "
+                   "re-running with the same directory resumes")
+    p.add_argument("--seed", type=int, help="random seed (config seed)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-download", action="store_true",
+                   help="never try a TensorFlow Datasets download")
+    return p
+
+
+def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
+    """The effective config: file, then --set overrides, then the dedicated flags."""
+    dataset = args.dataset
+    path = args.config or os.path.join(CONFIG_DIR, f"{dataset or default_dataset}.json")
+    cfg = config_lib.load(path, args.set, exp_name=dataset, prior=args.prior,
+                          num_epochs=args.epochs, seed=args.seed,
+                          steps_per_epoch=args.steps_per_epoch, train_size=args.train_size)
+    return cfg
+
+
+def default_run_dir(cfg: Config) -> str:
+    return os.path.join("experiments", cfg.exp_name, cfg.prior)
+
+
+def fail(message: str, status: int = 2) -> "NoReturn":  # noqa: F821
+    """Print one clear error line and exit (2 for user mistakes)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter before it is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+
+
+__all__ = ["training_parser", "config_from_args", "default_run_dir", "fail", "ConfigError",
+           "quiet_tensorflow"]

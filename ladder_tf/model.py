@@ -1,0 +1,59 @@
+"""The data VAE: encoder q(z|x), decoder mean of p(x|z), learned Laplace scale sigma."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ladder_tf import elbo
+from ladder_tf.config import Config
+from ladder_tf.networks import build_networks
+
+
+class VAE(tf.Module):
+    """Networks and sigma of the data VAE. The prior is separate (see ladder_tf.priors)."""
+
+    def __init__(self, cfg: Config, name: str = "vae"):
+        super().__init__(name=name)
+        self.cfg = cfg
+        self.encoder, self.decoder = build_networks(cfg)
+        self.sigma = tf.Variable(cfg.sigma, dtype=tf.float32, name="sigma")
+        self.num_values = int(cfg.dim_input_x * cfg.dim_input_y * cfg.dim_input_channel)
+
+    @property
+    def network_variables(self) -> list[tf.Variable]:
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+    def encode(self, x: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """x (B, H, W, C) in [0, 1] -> mean, std of q(z|x), each (B, d_z)."""
+        return self.encoder(x, training=training)
+
+    def decode(self, z: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """z (B, d_z) -> mean image (B, H, W, C)."""
+        return self.decoder(z, training=training)
+
+    def reconstruct(self, x: tf.Tensor) -> tf.Tensor:
+        """Decode the posterior mean: the deterministic reconstruction used in figures/FID."""
+        return self.decode(self.encode(x)[0])
+
+    def elbo_terms(self, x: tf.Tensor, prior, seed: tf.Tensor,
+                   training: bool = False) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The per-example ELBO terms of a batch (one z sample per image).
+
+        Returns (terms, z, mean, std); terms maps name -> (B,) tensor: ``reconstruction``
+        -(1/sigma) sum|x - mu|, ``sigma_term`` -D log(2 sigma), ``entropy`` H[q(z|x)],
+        ``cross_entropy`` the prior term, ``elbo`` their sum; and ``sigma`` (scalar), the
+        effective (floored) scale.
+        """
+        z_seed, prior_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        mean, std = self.encode(x, training=training)
+        z = elbo.reparameterise(mean, std, z_seed)
+        x_mean = self.decode(z, training=training)
+        sigma = elbo.effective_sigma(self.sigma, x, x_mean, self.cfg.sigma_floor)
+        terms = {
+            "reconstruction": elbo.laplace_reconstruction(x, x_mean, sigma),
+            "sigma_term": tf.fill(tf.shape(mean)[:1], elbo.laplace_normaliser(sigma, self.num_values)),
+            "entropy": elbo.gaussian_entropy(std),
+            "cross_entropy": prior.elbo_cross_entropy(z, mean, std, prior_seed),
+        }
+        terms["elbo"] = tf.add_n(list(terms.values()))
+        terms["sigma"] = sigma
+        return terms, z, mean, std

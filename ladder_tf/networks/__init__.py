@@ -1,0 +1,15 @@
+"""Network builders per data set: ``build_networks(cfg)`` -> (encoder, decoder)."""
+from __future__ import annotations
+
+import tf_keras as keras
+
+from ladder_tf.config import Config
+
+
+def build_networks(cfg: Config) -> tuple[keras.Model, keras.Model]:
+    """The data VAE's encoder q(z|x) and decoder mean of p(x|z) for ``cfg.exp_name``."""
+    if cfg.exp_name.startswith("mnist"):
+        from ladder_tf.networks import mnist as module
+    else:
+        raise ValueError(f"no networks for dataset {cfg.exp_name!r} in this version")
+    return module.build_encoder(cfg), module.build_decoder(cfg)

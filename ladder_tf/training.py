@@ -1,0 +1,227 @@
+"""The one training loop: data-VAE step, prior step, end-of-epoch refit, outputs, checkpoints.
+
+The loop knows only the Prior interface (ladder_tf.priors.base); it never asks which prior
+it is training. Everything it writes goes to one run directory:
+
+    config.json  metrics.jsonl  checkpoints/  tensorboard/  figures/  (prior artifacts)
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from ladder_tf import config as config_lib
+from ladder_tf import figures
+from ladder_tf.config import Config
+from ladder_tf.data import ImageData, balanced_test_batch, eval_batches, train_batches
+from ladder_tf.io_utils import read_jsonl, write_jsonl
+from ladder_tf.model import VAE
+from ladder_tf.optim import all_finite, apply_if, build_optimizer, exponential_lr, make_adam
+from ladder_tf.priors import build_prior
+from ladder_tf.priors.base import Prior
+
+EVAL_BATCH = 500
+TERM_KEYS = ("elbo", "reconstruction", "sigma_term", "entropy", "cross_entropy")
+
+
+class TrainingDivergedError(RuntimeError):
+    """A non-finite loss or gradient: the step was not applied and training stopped."""
+
+
+def build_model(cfg: Config) -> tuple[VAE, Prior]:
+    """The data VAE and its prior, with every variable created (so checkpoints restore)."""
+    vae = VAE(cfg)
+    prior = build_prior(cfg, vae)
+    return vae, prior
+
+
+def make_checkpoint(vae: VAE, prior: Prior, **extra: Any) -> tf.train.Checkpoint:
+    """The checkpoint layout shared by training, export and evaluation."""
+    return tf.train.Checkpoint(vae=vae, prior=prior, **extra)
+
+
+class Trainer:
+    """Trains ``cfg.prior`` on ``data`` into ``run_dir``; resumes from its checkpoints."""
+
+    def __init__(self, cfg: Config, data: ImageData, run_dir: str, show_progress: bool = True):
+        self.cfg, self.data, self.run_dir = cfg, data, run_dir
+        self.show_progress = show_progress
+        os.makedirs(run_dir, exist_ok=True)
+        self.vae, self.prior = build_model(cfg)
+        self.opt_vae = make_adam(cfg, cfg.learning_rate_ae, "adam_vae")
+        self.opt_sigma = make_adam(cfg, cfg.learning_rate_sigma, "adam_sigma")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+        self.ckpt = make_checkpoint(self.vae, self.prior, opt_vae=self.opt_vae,
+                                    opt_sigma=self.opt_sigma, step=self.step,
+                                    epochs_done=self.epochs_done)
+        self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(run_dir, "checkpoints"),
+                                                  max_to_keep=cfg.max_to_keep)
+        n_batches = len(data.x_train) // cfg.batch_size
+        if n_batches < 1:
+            raise ValueError(f"{len(data.x_train)} training images are fewer than one batch of "
+                             f"{cfg.batch_size}; lower batch_size or use more images")
+        self.steps_per_epoch = min(n_batches, cfg.steps_per_epoch or n_batches)
+        self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
+        self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
+        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
+        self._train_step = tf.function(self._train_step_impl)
+        self._eval_step = tf.function(self._eval_step_impl)
+
+    # -- steps ------------------------------------------------------------------------
+    def _data_variables(self) -> tuple[list[tf.Variable], list[tf.Variable]]:
+        nets = self.vae.network_variables if self.cfg.TRAIN_VAE else []
+        return nets, ([self.vae.sigma] if self.cfg.TRAIN_sigma else [])
+
+    def _train_step_impl(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        nets, sig = self._data_variables()
+        data_seed, prior_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        with tf.GradientTape() as tape:
+            terms, z, mean, std = self.vae.elbo_terms(x, self.prior, data_seed, training=True)
+            loss = -tf.reduce_mean(terms["elbo"])
+        grads = tape.gradient(loss, nets + sig)
+        finite = all_finite(loss, *grads)
+        apply_if(finite, self.opt_vae, grads[:len(nets)], nets)
+        apply_if(finite, self.opt_sigma, grads[len(nets):], sig)
+        out = {k: tf.reduce_mean(v) for k, v in terms.items()}
+        prior_metrics = self.prior.train_step(z, mean, std, prior_seed)
+        finite = finite & prior_metrics.pop("prior_finite", True)
+        out.update(prior_metrics)
+        out["finite"] = finite
+        return out
+
+    def _eval_step_impl(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        terms, _, _, _ = self.vae.elbo_terms(x, self.prior, seed, training=False)
+        return {k: tf.reduce_sum(terms[k]) for k in TERM_KEYS}
+
+    # -- helpers ----------------------------------------------------------------------
+    def sample_training_z(self, n: int, seed: int) -> tf.Tensor:
+        """One z ~ q(z|x) for each of n training images chosen by ``seed``: (n, d_z)."""
+        n = min(n, len(self.data.x_train))
+        idx = np.random.default_rng([self.cfg.seed, seed]).choice(len(self.data.x_train), n, replace=False)
+        zs = [self._sample_z(x, tf.constant([seed, i], tf.int32))
+              for i, x in enumerate(eval_batches(self.data.x_train[np.sort(idx)], EVAL_BATCH))]
+        return tf.concat(zs, axis=0)
+
+    @tf.function
+    def _sample_z(self, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        mean, std = self.vae.encode(x)
+        return mean + std * tf.random.stateless_normal(tf.shape(mean), seed)
+
+    def evaluate(self, epoch: int) -> dict[str, float]:
+        """Mean per-image ELBO terms on the whole test split (one z sample per image)."""
+        sums = {k: 0.0 for k in TERM_KEYS}
+        for i, x in enumerate(eval_batches(self.data.x_test, EVAL_BATCH)):
+            out = self._eval_step(x, tf.constant([self.cfg.seed + 7919 * (i + 1), epoch], tf.int32))
+            for k, v in out.items():
+                sums[k] += float(v)
+        return {f"test_{k}": v / len(self.data.x_test) for k, v in sums.items()}
+
+    def _begin_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        self.opt_vae.learning_rate = exponential_lr(cfg.learning_rate_ae, cfg.lr_decay_ae, epoch)
+        self.opt_sigma.learning_rate = exponential_lr(cfg.learning_rate_sigma, cfg.lr_decay_sigma, epoch)
+        self.prior.begin_epoch(epoch)
+
+    def _restore(self) -> None:
+        nets, sig = self.vae.network_variables, [self.vae.sigma]
+        build_optimizer(self.opt_vae, nets)
+        build_optimizer(self.opt_sigma, sig)
+        self.prior.build()
+        if self.manager.latest_checkpoint:
+            self.ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            rows = [r for r in read_jsonl(self.metrics_path) if r["epoch"] <= int(self.epochs_done)]
+            write_jsonl(self.metrics_path, rows)
+        elif os.path.exists(self.metrics_path):
+            os.remove(self.metrics_path)
+
+    def save_checkpoint(self) -> str:
+        """Write a checkpoint, refusing to save non-finite weights."""
+        variables = self.vae.trainable_variables + self.prior.trainable_variables
+        if not bool(all_finite(*variables)):
+            raise TrainingDivergedError("refusing to checkpoint non-finite weights")
+        return self.manager.save(checkpoint_number=int(self.step))
+
+    # -- the loop ---------------------------------------------------------------------
+    def fit(self) -> list[dict[str, Any]]:
+        """Train until ``num_epochs``; returns the metrics rows of every epoch."""
+        cfg = self.cfg
+        config_lib.save(cfg, os.path.join(self.run_dir, "config.json"))
+        self._restore()
+        figures.save_image_grid(self.test_x, os.path.join(self.run_dir, "figures", "ground_truth.png"))
+        start = int(self.epochs_done) + 1
+        for epoch in range(start, cfg.num_epochs + 1):
+            self._run_epoch(epoch)
+        self.writer.flush()
+        return read_jsonl(self.metrics_path)
+
+    def _run_epoch(self, epoch: int) -> None:
+        cfg, spe = self.cfg, self.steps_per_epoch
+        self._begin_epoch(epoch)
+        done_in_epoch = int(self.step) - (epoch - 1) * spe
+        if not 0 <= done_in_epoch <= spe:
+            raise RuntimeError(f"checkpoint step {int(self.step)} does not fit epoch {epoch} with "
+                               f"{spe} steps per epoch; was steps_per_epoch or batch_size changed?")
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        batches = train_batches(self.data.x_train, cfg.batch_size, cfg.seed, epoch, done_in_epoch)
+        bar = tqdm(total=spe, initial=done_in_epoch, desc=f"epoch {epoch}/{cfg.num_epochs}",
+                   disable=not self.show_progress, mininterval=1.0, dynamic_ncols=True)
+        n_new = 0
+        for x in batches.take(spe - done_in_epoch):
+            out = self._train_step(x, tf.stack([tf.constant(cfg.seed, tf.int64), self.step.read_value()]))
+            if not bool(out.pop("finite")):
+                bar.close()
+                raise TrainingDivergedError(
+                    f"non-finite loss or gradient at epoch {epoch}, step {int(self.step)} "
+                    f"(-ELBO {float(-out['elbo']):.4g}); the step was not applied and no checkpoint "
+                    "was written. Lower the learning rates or check the data.")
+            self.step.assign_add(1)
+            n_new += 1
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.update(1)
+            if n_new % 10 == 0:
+                bar.set_postfix(neg_elbo=f"{-sums['elbo'] / n_new:.2f}", sigma=f"{float(out['sigma']):.4f}")
+            if int(self.step) % cfg.checkpoint_every_steps == 0:
+                self.save_checkpoint()
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+        row: dict[str, Any] = {"epoch": epoch, "step": int(self.step)}
+        row.update({f"train_{k}": v / max(n_new, 1) for k, v in sums.items()})
+        refit_t0 = time.perf_counter()
+        row.update(self.prior.end_of_epoch(self.sample_training_z, epoch))
+        row["refit_seconds"] = time.perf_counter() - refit_t0
+        row.update(self.evaluate(epoch))
+        row.update({"sigma": float(tf.abs(self.vae.sigma)), "lr_ae": float(self.opt_vae.learning_rate),
+                    "seconds_training": train_seconds, "epoch_seconds": time.perf_counter() - t0,
+                    "images_per_second": n_new * cfg.batch_size / max(train_seconds, 1e-9)})
+        self._epoch_outputs(epoch, row)
+        self.epochs_done.assign(epoch)
+        self.save_checkpoint()
+
+    def _epoch_outputs(self, epoch: int, row: dict[str, Any]) -> None:
+        """Figures, TensorBoard and the metrics line of one finished epoch."""
+        fig_dir = os.path.join(self.run_dir, "figures")
+        recon = self.vae.reconstruct(tf.constant(self.test_x)).numpy()
+        samples = self.vae.decode(self.prior.sample(100, seed=epoch)).numpy()
+        figures.save_image_grid(recon, figures.figure_path(self.run_dir, "reconstructions", epoch))
+        figures.save_image_grid(samples, figures.figure_path(self.run_dir, "samples", epoch), ncols=10)
+        z_mean = self.vae.encode(tf.constant(self.test_x))[0].numpy()
+        self.prior.figures(fig_dir, epoch, z_mean, self.test_y)
+        self.prior.write_artifacts(self.run_dir, epoch)
+        rows = read_jsonl(self.metrics_path) + [row]
+        write_jsonl(self.metrics_path, rows)
+        figures.plot_loss_curves(rows, os.path.join(fig_dir, "losses.png"))
+        with self.writer.as_default(step=epoch):
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "epoch":
+                    tf.summary.scalar(k, v)
+            tf.summary.image("reconstructions", figures.image_grid(recon)[None])
+            tf.summary.image("samples", figures.image_grid(samples, 10)[None])
+        self.writer.flush()
