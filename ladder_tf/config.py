@@ -54,7 +54,7 @@ class Config:
     prior: str = field(default="ladder", metadata=_choice(*PRIOR_NAMES))
     # data VAE
     code_size: int = field(default=16, metadata=_range(1))
-    num_hidden_units: int = field(default=256, metadata=_range(16))
+    num_hidden_units: int = field(default=256, metadata=_range(64))
     latent_variance_precision: float = field(default=1e-3, metadata=_range(0.0))
     dim_input_x: int = field(default=28, metadata=_range(1))
     dim_input_y: int = field(default=28, metadata=_range(1))
@@ -171,6 +171,9 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
             raise _unknown_key(key)
         merged[key] = _check_value(key, value)
     cfg = Config(**merged)
+    if cfg.exp_name.startswith("mnist") and cfg.num_hidden_units % 64:
+        raise ConfigError(f"num_hidden_units = {cfg.num_hidden_units} must be a multiple of 64 for "
+                          "the MNIST networks (the decoder's depth_to_space needs h/16 divisible by 4)")
     if cfg.inner_sigma_lb > cfg.inner_sigma_ub:
         raise ConfigError(f"inner_sigma_lb ({cfg.inner_sigma_lb}) must not exceed "
                           f"inner_sigma_ub ({cfg.inner_sigma_ub})")

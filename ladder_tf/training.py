@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+import tf_keras as keras
 from tqdm.auto import tqdm
 
 from ladder_tf import config as config_lib
@@ -34,7 +35,11 @@ class TrainingDivergedError(RuntimeError):
 
 
 def build_model(cfg: Config) -> tuple[VAE, Prior]:
-    """The data VAE and its prior, with every variable created (so checkpoints restore)."""
+    """The data VAE and its prior, with every variable created (so checkpoints restore).
+
+    Initial weights depend only on ``cfg.seed`` (Python, NumPy and TF global seeds are set).
+    """
+    keras.utils.set_random_seed(cfg.seed)
     vae = VAE(cfg)
     prior = build_prior(cfg, vae)
     return vae, prior

@@ -1,0 +1,215 @@
+"""Feature extractors for FID, and streaming their statistics batch by batch.
+
+An extractor maps float images (B, H, W, C) in [0, 1] to features (B, dim) float64:
+
+- ``InceptionFeatures``: Keras InceptionV3 with ImageNet weights, average-pooled 2048-d
+  features. Protocol ``paper`` is the authors' utility (clip to [0, 1], grey repeated to
+  3 channels, scaled to [-1, 1], bilinear resize to 64x64 then 140x140, input 140x140);
+  ``standard`` resizes straight to 299x299 (bilinear). Weights come from a file: never
+  from a download (this code must work offline) and never random outside tests.
+- ``ClassifierFeatures``: the penultimate layer (128-d) of the project's own classifier
+  (ladder_tf.evaluation.classifier): offline "classifier-FID", on its own scale.
+
+Images are resized inside the extractor one batch at a time, so at most one batch ever
+exists at 299x299x3; ``accumulate_stats`` keeps only float64 sums (d,) and (d, d).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Iterable, Protocol
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from tqdm.auto import tqdm
+
+from ladder_tf.evaluation.fid import GaussianStats, StreamingStats
+
+NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+TOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
+KNOWN_MD5 = {NOTOP_FILE: "bcbd6486424b2319ff4ef7d526e38f63", TOP_FILE: "9a0d58056eeedaa3f26cb7ebd46da564"}
+WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+PROTOCOL_SIZES = {"paper": (64, 140), "standard": (299,)}
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No InceptionV3 ImageNet weights file is available (the message says how to add one)."""
+
+
+class FeatureExtractor(Protocol):
+    """What FID needs of a feature network."""
+
+    name: str          # short id, e.g. "inception-paper", "classifier"
+    label: str         # how results are labelled, e.g. "classifier-FID (...)"
+    dim: int
+    batch_size: int
+    fingerprint: str   # identifies weights + preprocessing (for caching reference stats)
+
+    def __call__(self, images: tf.Tensor | np.ndarray) -> np.ndarray:
+        """(B, H, W, C) float in [0, 1] -> (B, dim) float64."""
+
+
+def _md5(path: str) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def keras_cache_dirs() -> list[str]:
+    """Where Keras keeps downloaded weights: $KERAS_HOME/models, ~/.keras/models, /tmp/.keras/models."""
+    dirs = [os.path.join(os.environ["KERAS_HOME"], "models")] if os.environ.get("KERAS_HOME") else []
+    return dirs + [os.path.join(os.path.expanduser("~"), ".keras", "models"),
+                   os.path.join("/tmp", ".keras", "models")]
+
+
+def missing_weights_message(looked_in: list[str]) -> str:
+    return (f"Inception FID needs Keras's InceptionV3 ImageNet weights and none were found (looked "
+            f"for {NOTOP_FILE} in {', '.join(looked_in)}). On a machine with internet, download "
+            f"{WEIGHTS_URL}{NOTOP_FILE} and pass --inception-weights PATH (or copy it into "
+            f"~/.keras/models/); or use --features classifier for an offline classifier-FID "
+            "(its numbers are not comparable with the paper's Inception FID)")
+
+
+def find_inception_weights(path: str | None = None) -> str:
+    """The weights file to use: ``path`` if given, else the first one in Keras's cache.
+
+    Checking the cache ourselves matters: ``InceptionV3(weights='imagenet')`` would try
+    a download, which can hang on a machine without network.
+    """
+    if path:
+        if not os.path.isfile(path):
+            raise WeightsNotFoundError(f"--inception-weights {path}: no such file. "
+                                       + missing_weights_message([]).split(". ", 1)[1])
+        return path
+    dirs = keras_cache_dirs()
+    for d in dirs:
+        for fname in (NOTOP_FILE, TOP_FILE):
+            if os.path.isfile(os.path.join(d, fname)):
+                return os.path.join(d, fname)
+    raise WeightsNotFoundError(missing_weights_message(dirs))
+
+
+def _has_top(path: str) -> bool:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs.get("layer_names", [])]
+    return "predictions" in names
+
+
+def build_inception(weights_path: str, input_size: int) -> keras.Model:
+    """InceptionV3 without its top, average pooled (2048-d), at ``input_size``^2 x 3.
+
+    Accepts either Keras file: the no-top one loads directly; the full one is loaded into
+    the 299x299 classifier and its convolution weights copied over (they do not depend on
+    the input size).
+    """
+    app = keras.applications.InceptionV3
+    model = app(include_top=False, weights=None, input_shape=(input_size, input_size, 3), pooling="avg")
+    if _has_top(weights_path):
+        full = app(include_top=True, weights=None)
+        full.load_weights(weights_path)
+        values = full.get_weights()[:len(model.weights)]
+        if [v.shape for v in values] != [tuple(w.shape) for w in model.weights]:
+            raise ValueError(f"{weights_path} does not match InceptionV3's layers")
+        model.set_weights(values)
+    else:
+        model.load_weights(weights_path)
+    return model
+
+
+class InceptionFeatures:
+    """Pooled InceptionV3 features (2048-d) under the ``paper`` or ``standard`` protocol.
+
+    ``model`` may be injected (tests use random weights); the CLI always loads a file.
+    """
+
+    dim = 2048
+
+    def __init__(self, weights_path: str | None = None, protocol: str = "paper",
+                 batch_size: int = 100, model: keras.Model | None = None):
+        if protocol not in PROTOCOL_SIZES:
+            raise ValueError(f"unknown FID protocol {protocol!r}; use paper or standard")
+        self.protocol, self.sizes, self.batch_size = protocol, PROTOCOL_SIZES[protocol], batch_size
+        if model is None:
+            if weights_path is None:
+                raise WeightsNotFoundError(missing_weights_message(keras_cache_dirs()))
+            model = build_inception(weights_path, self.sizes[-1])
+        self.model = model
+        self.weights_md5 = _md5(weights_path) if weights_path else "injected"
+        self.weights_path = weights_path
+        self.name = f"inception-{protocol}"
+        self.label = f"Inception FID ({protocol} protocol: input {self.sizes[-1]}x{self.sizes[-1]})"
+        self.fingerprint = f"{self.name}-{self.weights_md5}"
+        self._features = tf.function(self._features_impl, reduce_retracing=True)
+
+    @property
+    def weights_are_official(self) -> bool:
+        """True when the file's md5 is the one Keras publishes."""
+        return self.weights_md5 in KNOWN_MD5.values()
+
+    def preprocess(self, images: tf.Tensor) -> tf.Tensor:
+        """(B, H, W, C) in [0, 1] (generated ones possibly outside) -> (B, S, S, 3) in [-1, 1]."""
+        x = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
+        if x.shape[-1] == 1:
+            x = tf.repeat(x, 3, axis=-1)
+        x = 2.0 * x - 1.0
+        for size in self.sizes:
+            x = tf.image.resize(x, (size, size), method="bilinear")
+        return x
+
+    def _features_impl(self, images: tf.Tensor) -> tf.Tensor:
+        return self.model(self.preprocess(images), training=False)
+
+    def __call__(self, images) -> np.ndarray:
+        return self._features(tf.convert_to_tensor(images, tf.float32)).numpy().astype(np.float64)
+
+
+class ClassifierFeatures:
+    """Penultimate-layer features (128-d) of the project's data-set classifier."""
+
+    def __init__(self, classifier, dataset: str, batch_size: int = 500):
+        self.classifier, self.batch_size = classifier, batch_size
+        self.dim = int(classifier.features.output_shape[-1])
+        acc = classifier.info.get("test_accuracy", float("nan"))
+        self.name = "classifier"
+        self.label = (f"classifier-FID ({self.dim}-d penultimate features of a CNN trained on {dataset}, "
+                      f"test accuracy {acc:.4f}; NOT comparable with the paper's Inception FID)")
+        h = hashlib.sha1()
+        for w in classifier.features.get_weights():
+            h.update(np.ascontiguousarray(w).tobytes())
+        self.fingerprint = f"classifier-{dataset}-{h.hexdigest()[:16]}"
+        self._features = tf.function(self._features_impl, reduce_retracing=True)
+
+    def _features_impl(self, images: tf.Tensor) -> tf.Tensor:
+        return self.classifier.features(tf.clip_by_value(images, 0.0, 1.0), training=False)
+
+    def __call__(self, images) -> np.ndarray:
+        return self._features(tf.convert_to_tensor(images, tf.float32)).numpy().astype(np.float64)
+
+
+def accumulate_stats(extractor: FeatureExtractor, batches: Iterable, total: int | None = None,
+                     desc: str = "features", progress: bool = True) -> GaussianStats:
+    """Mean and covariance of the features of every image in ``batches``.
+
+    ``batches`` yields float images (B, H, W, C) in [0, 1] (or uint8, scaled here); only one
+    batch and the (d, d) float64 sums are held at a time. ``total`` (images) sizes the bar.
+    """
+    stats = StreamingStats(extractor.dim)
+    with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False,
+              mininterval=0.5, dynamic_ncols=True) as bar:
+        for x in batches:
+            if isinstance(x, np.ndarray) and x.dtype == np.uint8:
+                x = x.astype(np.float32) / 255.0
+            stats.update(extractor(x))
+            bar.update(int(x.shape[0]))
+    return stats.finalize()
+
+
+def array_batches(images: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
+    """Slices of ``images`` (uint8 or float) of at most ``batch_size``."""
+    for i in range(0, len(images), batch_size):
+        yield images[i:i + batch_size]

@@ -1,0 +1,194 @@
+"""The fitting graphs behind :mod:`ladder_tf.mixture`: variational (CAVI) and EM.
+
+Variational Bayes for a Gaussian mixture with conjugate Normal-Wishart component priors
+and either a truncated stick-breaking (Dirichlet-process) or a finite symmetric
+Dirichlet weight prior (Blei and Jordan, 2006; Bishop, PRML section 10.2). The update
+and lower-bound formulas are scikit-learn's ``BayesianGaussianMixture`` ones (full
+covariances), written for whole batches so that one fit is one graph call:
+
+- E step: log responsibilities from E[log pi_k] + E[log N(x | mu_k, Lambda_k)];
+- M step: Beta (stick) or Dirichlet posteriors, Normal-Wishart posteriors;
+- lower bound: the evidence lower bound up to an additive constant that does not change
+  during a fit (scikit-learn's ``_compute_lower_bound``), reported per sample.
+
+The posterior state is a ``VBState``: stick/Dirichlet concentrations (a, b) (b unused for
+the Dirichlet prior), mean precision kappa (K,), posterior means (K, d), degrees of
+freedom nu (K,) and the upper-triangular factor U of nu * W, the expected precision
+(K, d, d). Its covariance (U U^T)^{-1} is what scikit-learn calls ``covariances_``.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from ladder_tf import mixture_ops as ops
+
+
+class VBState(NamedTuple):
+    conc_a: tf.Tensor          # (K,)
+    conc_b: tf.Tensor          # (K,)
+    mean_precision: tf.Tensor  # (K,)
+    means: tf.Tensor           # (K, d)
+    dof: tf.Tensor             # (K,)
+    prec_chol: tf.Tensor       # (K, d, d), upper triangular
+
+
+class EMState(NamedTuple):
+    weights: tf.Tensor    # (K,)
+    means: tf.Tensor      # (K, d)
+    prec_chol: tf.Tensor  # (K, d, d), upper triangular
+
+
+class VBPriors(NamedTuple):
+    weight_concentration: float
+    mean_precision: float
+    mean: tf.Tensor        # (d,)
+    dof: float
+    covariance: tf.Tensor  # (d, d), the inverse Wishart scale W0^{-1}
+
+
+def expected_log_weights(a: tf.Tensor, b: tf.Tensor, dirichlet_process: bool) -> tf.Tensor:
+    """E_q[log pi_k] (K,) under the stick-breaking Beta(a, b) or Dirichlet(a) posterior."""
+    if dirichlet_process:
+        dsum = tf.math.digamma(a + b)
+        return tf.math.digamma(a) - dsum + tf.cumsum(tf.math.digamma(b) - dsum, exclusive=True)
+    return tf.math.digamma(a) - tf.math.digamma(tf.reduce_sum(a))
+
+
+def mean_weights(a: tf.Tensor, b: tf.Tensor, dirichlet_process: bool) -> tf.Tensor:
+    """Posterior expected mixture weights (K,), renormalised (scikit-learn's ``weights_``)."""
+    if dirichlet_process:
+        s = a + b
+        w = a / s * tf.math.cumprod(b / s, exclusive=True)
+    else:
+        w = a
+    return w / tf.reduce_sum(w)
+
+
+def _sum_over_dims(dof: tf.Tensor, d: int, fn) -> tf.Tensor:
+    """sum_{i<d} fn(0.5 * (nu - i)) for each component; shape (K,)."""
+    offsets = tf.range(d, dtype=dof.dtype)
+    return tf.reduce_sum(fn(0.5 * (dof[:, None] - offsets[None, :])), axis=1)
+
+
+def vb_e_step(data: ops.Data, s: VBState, dirichlet_process: bool) -> tf.Tensor:
+    """Log responsibilities (N, K) under the current variational posterior."""
+    d = s.means.shape[1]
+    log_lambda = d * math.log(2.0) + _sum_over_dims(s.dof, d, tf.math.digamma)
+    offset = (ops.log_det_chol(s.prec_chol) - 0.5 * d * (tf.math.log(s.dof) + ops.LOG_2PI)
+              + 0.5 * (log_lambda - d / s.mean_precision)
+              + expected_log_weights(s.conc_a, s.conc_b, dirichlet_process))
+    _, log_resp = ops.normalise_log_prob(ops.component_log_prob(data, s.means, s.prec_chol, offset))
+    return log_resp
+
+
+def vb_m_step(data: ops.Data, resp: tf.Tensor, p: VBPriors, reg_covar: float,
+              dirichlet_process: bool) -> VBState:
+    """Conjugate posterior updates given responsibilities (N, K)."""
+    nk, xk, sk = ops.weighted_stats(data, resp, reg_covar)
+    if dirichlet_process:
+        a = 1.0 + nk
+        b = p.weight_concentration + tf.cumsum(nk, exclusive=True, reverse=True)
+    else:
+        a = p.weight_concentration + nk
+        b = tf.zeros_like(nk)
+    kappa = p.mean_precision + nk
+    means = (p.mean_precision * p.mean[None, :] + nk[:, None] * xk) / kappa[:, None]
+    dof = p.dof + nk
+    diff = xk - p.mean[None, :]
+    outer = diff[:, :, None] * diff[:, None, :]
+    cov = (p.covariance[None] + nk[:, None, None] * sk
+           + (nk * p.mean_precision / kappa)[:, None, None] * outer) / dof[:, None, None]
+    _, prec_chol = ops.cholesky_factors(cov)
+    return VBState(a, b, kappa, means, dof, prec_chol)
+
+
+def vb_lower_bound(s: VBState, log_resp: tf.Tensor, dirichlet_process: bool) -> tf.Tensor:
+    """The (unnormalised) evidence lower bound, up to a constant fixed during a fit."""
+    d = s.means.shape[1]
+    log_det = ops.log_det_chol(s.prec_chol) - 0.5 * d * tf.math.log(s.dof)
+    log_wishart = -(s.dof * log_det + s.dof * d * 0.5 * math.log(2.0)
+                    + _sum_over_dims(s.dof, d, tf.math.lgamma))
+    if dirichlet_process:
+        log_norm_weight = -tf.reduce_sum(tf.math.lgamma(s.conc_a) + tf.math.lgamma(s.conc_b)
+                                         - tf.math.lgamma(s.conc_a + s.conc_b))
+    else:
+        log_norm_weight = (tf.math.lgamma(tf.reduce_sum(s.conc_a))
+                           - tf.reduce_sum(tf.math.lgamma(s.conc_a)))
+    entropy = -tf.reduce_sum(tf.math.multiply_no_nan(log_resp, tf.exp(log_resp)))
+    return (entropy - tf.reduce_sum(log_wishart) - log_norm_weight
+            - 0.5 * d * tf.reduce_sum(tf.math.log(s.mean_precision)))
+
+
+def em_e_step(data: ops.Data, s: EMState) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-sample log-likelihood (N,) and log responsibilities (N, K)."""
+    d = s.means.shape[1]
+    offset = ops.log_det_chol(s.prec_chol) - 0.5 * d * ops.LOG_2PI + tf.math.log(s.weights)
+    return ops.normalise_log_prob(ops.component_log_prob(data, s.means, s.prec_chol, offset))
+
+
+def em_m_step(data: ops.Data, resp: tf.Tensor, reg_covar: float) -> EMState:
+    """Maximum-likelihood weights, means and (regularised) covariances."""
+    nk, xk, sk = ops.weighted_stats(data, resp, reg_covar)
+    _, prec_chol = ops.cholesky_factors(sk)
+    return EMState(nk / tf.cast(tf.shape(data.x)[0], data.x.dtype), xk, prec_chol)
+
+
+def shift_means(state, shift: tf.Tensor):
+    """The same state with ``shift`` (d,) added to its means (data centring)."""
+    return state._replace(means=state.means + shift[None, :])
+
+
+def run_fit(x: tf.Tensor, seed: tf.Tensor, warm: tf.Tensor, max_iter: tf.Tensor, tol: tf.Tensor,
+            warm_state, *, kind: str, n_components: int, reg_covar: float,
+            dirichlet_process: bool = True, priors_fn=None) -> dict:
+    """One complete fit (initialisation + iterations to convergence) as graph ops.
+
+    ``kind`` is "vb" or "em". The data are centred on their mean first, for accuracy
+    (the results are shifted back). When ``warm`` is true the iterations start from
+    ``warm_state`` (the previous fit), otherwise from an M step on k-means++/Lloyd hard
+    responsibilities seeded by ``seed``. Iterations stop once the per-sample lower
+    bound (VB) or mean log-likelihood (EM) changes by less than ``tol`` between two
+    iterations, or after ``max_iter`` iterations; the first iteration never counts as
+    converged. Returns the final state, the per-iteration history (n_iter,), n_iter,
+    converged and the final per-sample lower bound (-inf when max_iter is 0).
+    """
+    dt = x.dtype
+    n = tf.cast(tf.shape(x)[0], dt)
+    shift = tf.reduce_mean(x, axis=0)
+    xc = x - shift[None, :]
+    data = ops.make_data(xc, fast=dt == tf.float64)
+    if kind == "vb":
+        priors = priors_fn(xc, shift)
+        m_step = lambda resp: vb_m_step(data, resp, priors, reg_covar, dirichlet_process)  # noqa: E731
+
+        def step(state):
+            log_resp = vb_e_step(data, state, dirichlet_process)
+            new = m_step(tf.exp(log_resp))
+            return new, vb_lower_bound(new, log_resp, dirichlet_process) / n
+    else:
+        m_step = lambda resp: em_m_step(data, resp, reg_covar)  # noqa: E731
+
+        def step(state):
+            log_lik, log_resp = em_e_step(data, state)
+            return m_step(tf.exp(log_resp)), tf.reduce_mean(log_lik)
+
+    state0 = tf.cond(warm, lambda: shift_means(warm_state, -shift),
+                     lambda: m_step(ops.kmeans_init_resp(xc, n_components, seed)))
+
+    def body(i, state, prev, _conv, hist):
+        state, lb = step(state)
+        return i + 1, state, lb, tf.abs(lb - prev) < tol, hist.write(i, lb)
+
+    def cond(i, _state, _prev, conv, _hist):
+        return tf.logical_and(i < max_iter, tf.logical_not(conv))
+
+    hist = tf.TensorArray(dt, size=0, dynamic_size=True, element_shape=[])
+    inf = tf.constant(np.inf, dt)
+    n_iter, state, lb, conv, hist = tf.while_loop(
+        cond, body, (tf.constant(0), state0, -inf, tf.constant(False), hist))
+    return {"state": shift_means(state, shift), "history": hist.stack(), "n_iter": n_iter,
+            "converged": conv, "lower_bound": lb}

@@ -1,0 +1,93 @@
+"""The GMM prior: a K-component full-covariance Gaussian mixture on z, refitted by EM.
+
+    p(z) = sum_k w_k N(z; m_k, C_k + jitter I)
+
+K = ``n_mixtures``; jitter = ``gmm_covariance_jitter`` (the original's 0.01 added to the
+covariance diagonals of the mixture used in the loss and for sampling). The mixture is
+not trained by gradient: at the end of every epoch maximum-likelihood EM
+(:class:`ladder_tf.mixture.GaussianMixtureEM`, the original's scikit-learn
+``GaussianMixture``) refits it on one z ~ q(z|x) per training image (REFERENCE.md section 6):
+
+- every epoch but the last, a "fast" fit on ``fast_fit_samples`` z with at most
+  ``fast_fit_max_iter`` iterations, warm-started from the previous fit;
+- at the last epoch, an "accurate" fit on ``accurate_fit_samples`` z with at most
+  ``accurate_fit_max_iter`` iterations (also warm-started, so the final mixture refines
+  the one the data VAE was trained against).
+
+The first fit of a run starts afresh (``GM_fit_restart`` k-means-seeded restarts): before
+it the mixture is K equal-weight unit Gaussians (the original's epoch-1 prior), from which
+EM could never separate its identical components. The data ELBO's prior term is the
+Monte-Carlo cross-entropy E_q[log p(z)] with ``n_MC_samples`` draws.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from ladder_tf import elbo, figures
+from ladder_tf.config import Config
+from ladder_tf.io_utils import atomic_path
+from ladder_tf.mixture import GaussianMixtureEM
+from ladder_tf.priors.base import Prior, SampleZ
+
+
+class GMMPrior(Prior):
+    """Full-covariance GMM on z; its state is the mixture's variables (checkpointed)."""
+
+    uses_pretraining = False
+
+    def __init__(self, cfg: Config, vae=None, name: str | None = "gmm_prior"):
+        super().__init__(cfg, vae, name=name)
+        self.mixture = GaussianMixtureEM(
+            cfg.n_mixtures, cfg.code_size, max_iter=cfg.fast_fit_max_iter, n_init=cfg.GM_fit_restart,
+            warm_start=True, covariance_jitter=cfg.gmm_covariance_jitter, seed=cfg.seed,
+            name="gmm")
+        self.mixture.reset_to_standard_normal()
+
+    def objective(self, z, mean, std, seed):
+        """MC estimate of E_q[log p(z)] with ``n_MC_samples`` draws; (B,)."""
+        value = elbo.monte_carlo_cross_entropy(self.mixture.log_prob, mean, std,
+                                               self.cfg.n_MC_samples, seed)
+        return value, {}
+
+    def end_of_epoch(self, sample_z: SampleZ, epoch: int) -> dict[str, float]:
+        """EM refit on encoded training images; the mean log p(z) before and after it."""
+        cfg = self.cfg
+        accurate = epoch >= cfg.num_epochs
+        n = cfg.accurate_fit_samples if accurate else cfg.fast_fit_samples
+        self.mixture.max_iter = cfg.accurate_fit_max_iter if accurate else cfg.fast_fit_max_iter
+        z = sample_z(n, epoch)
+        before = float(tf.reduce_mean(self.mixture.log_prob(z)))
+        result = self.mixture.fit(z)
+        after = float(tf.reduce_mean(self.mixture.log_prob(z)))
+        return {"gmm_accurate_fit": int(accurate), "gmm_fit_samples": int(z.shape[0]),
+                "gmm_n_iter": result.n_iter, "gmm_converged": int(result.converged),
+                "gmm_log_prob_before": before, "gmm_log_prob_after": after,
+                "gmm_fit_seconds": result.seconds}
+
+    def sample(self, n: int, seed: int) -> tf.Tensor:
+        return self.mixture.sample(n, seed=tf.constant([seed, 0], tf.int32))
+
+    def log_prob(self, z: tf.Tensor) -> tf.Tensor:
+        """log p(z) (with the covariance jitter, as in the loss); (..., d_z) -> (...)."""
+        return self.mixture.log_prob(z)
+
+    def figures(self, fig_dir: str, epoch: int, z_mean: np.ndarray, labels: np.ndarray) -> list[str]:
+        """For d_z = 2: the mixture density, its 2-sigma ellipses and the test embeddings."""
+        if self.d_z != 2:
+            return []
+        m = self.mixture
+        path = os.path.join(fig_dir, f"gmm_density_e{epoch:03d}.png")
+        return [figures.plot_density_2d(
+            lambda p: m.log_prob(p).numpy(), z_mean, labels, path, means=m.means.numpy(),
+            covariances=m.covariances.numpy(), weights=m.weights.numpy(),
+            title=f"GMM prior, epoch {epoch}")]
+
+    def write_artifacts(self, run_dir: str, epoch: int) -> list[str]:
+        """run_dir/mixture/mixture_e{epoch:03d}.npz (w/m/K, full and active), atomically."""
+        path = os.path.join(run_dir, "mixture", f"mixture_e{epoch:03d}.npz")
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, **self.mixture.to_npz_dict(), covariance_jitter=self.cfg.gmm_covariance_jitter)
+        return [path]

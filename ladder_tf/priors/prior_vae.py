@@ -1,0 +1,276 @@
+"""Priors on z defined by a second, "prior" VAE on z (REFERENCE.md sections 3, 4 and 6).
+
+The data VAE's cross-entropy E_q(z|x)[log p(z)] is replaced by the prior VAE's ELBO on the
+sampled z (one z per image, one t per z):
+
+    L'(z) = E_q(t|z)[log N(z; mu_alpha(t), s^2 I)]       code_reconstruction
+          + H[q_beta(t|z)]                               t_entropy
+          + E_q(t|z)[log p(t)]                           t_cross_entropy
+
+with s the learned scalar "inner sigma" (|value| clipped to [inner_sigma_lb, inner_sigma_ub]).
+
+- ``LadderPrior`` (the paper's LaDDer, the original's ``ours``): p_xi(t) is a Dirichlet-process
+  Gaussian mixture refitted by CAVI at the end of each epoch on t samples of training images
+  (a warm-started "fast" fit every epoch, used by the loss; an "accurate" fresh fit every
+  ``accurate_fit`` epochs and at the last, used for samples, figures and the .npz), and the
+  cross-entropy is a Monte-Carlo estimate with ``n_MC_samples`` draws (supplementary A.2).
+  From epoch ``use_mask_start`` the squared code errors of dimensions whose q(z|x) standard
+  deviation exceeds 1 are dropped (the original's mask).
+- ``HierarchicalPrior``: the same prior VAE with p(t) = N(0, I): analytic cross-entropy, no
+  refit. The entropy of q(t|z) is computed for the actual d_t (the original hard-coded 2).
+
+Both use the standard normal in the data ELBO for the first ``sg_pretraining`` epochs and
+train the prior VAE (Adam on -L' with the data VAE fixed) from epoch ``sg_pretraining`` on.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from ladder_tf import elbo, figures
+from ladder_tf.config import Config
+from ladder_tf.io_utils import atomic_path
+from ladder_tf.networks.prior_vae import build_prior_decoder, build_prior_encoder
+from ladder_tf.priors.base import Prior, SampleZ
+
+tfd = tfp.distributions
+
+ACTIVE_THRESHOLD = 1e-2     # mixture weights below this are "inactive" (as the original's npz)
+ENCODE_BATCH = 5000         # z -> t batch size for the end-of-epoch refits
+ACCURATE_SEED_OFFSET = 100_003  # the accurate fit draws other images than the fast fit
+T_NOISE_STREAM = 1 << 20    # second seed word of the t noise, apart from sample_z's z noise
+
+HyperPriorView = tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, np.ndarray, np.ndarray]
+
+
+class PriorVAEPrior(Prior):
+    """Shared prior VAE: networks, inner sigma, L'(z), training groups, 2-D figure.
+
+    Subclasses set the hyper prior: ``t_cross_entropy``, ``sample_t`` and ``hyper_prior_view``.
+    """
+
+    uses_pretraining = True
+    uses_mask = False
+
+    def __init__(self, cfg: Config, vae=None, name: str | None = None):
+        super().__init__(cfg, vae, name=name)
+        self.d_t = cfg.representation_size
+        self.encoder = build_prior_encoder(cfg)
+        self.decoder = build_prior_decoder(cfg)
+        self.inner_sigma = tf.Variable(cfg.inner_sigma, dtype=tf.float32,
+                                       trainable=bool(cfg.TRAIN_inner_sigma), name="inner_sigma")
+        self.use_mask = tf.Variable(False, trainable=False, name="use_mask")
+        self.add_optimizer("adam_prior_vae", lambda: self.network_variables,
+                           cfg.learning_rate_prior, cfg.lr_growth_prior)
+        if cfg.TRAIN_inner_sigma:
+            self.add_optimizer("adam_inner_sigma", lambda: [self.inner_sigma],
+                               cfg.learning_rate_inner_sigma, cfg.lr_growth_prior)
+
+    @property
+    def network_variables(self) -> list[tf.Variable]:
+        """alpha and beta: the prior decoder's and encoder's weights."""
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+    def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
+        self.use_mask.assign(self.uses_mask and epoch >= self.cfg.use_mask_start)
+
+    # -- the prior VAE ----------------------------------------------------------------
+    def effective_inner_sigma(self) -> tf.Tensor:
+        """The scale s of p(z|t): |inner_sigma|, clipped to [lb, ub] when it is trained."""
+        s = tf.abs(self.inner_sigma)
+        if self.cfg.TRAIN_inner_sigma:
+            s = tf.clip_by_value(s, self.cfg.inner_sigma_lb, self.cfg.inner_sigma_ub)
+        return s
+
+    def encode(self, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """z (B, d_z) -> mean, std of q(t|z), each (B, d_t)."""
+        return self.encoder(z)
+
+    def embed(self, z: tf.Tensor) -> tf.Tensor:
+        """The t mean of z, (B, d_t): the embedding used in figures and interpolation."""
+        return self.encoder(z)[0]
+
+    def decode(self, t: tf.Tensor) -> tf.Tensor:
+        """t (B, d_t) -> mean of p(z|t), (B, d_z)."""
+        return self.decoder(t)
+
+    def code_mask(self, std: tf.Tensor) -> tf.Tensor:
+        """(B, d_z) 0/1: 0 where q(z|x)'s std exceeds 1 once the mask is on, else all ones."""
+        keep = tf.cast(std <= 1.0, std.dtype)
+        return tf.where(self.use_mask, keep, tf.ones_like(keep))
+
+    def objective(self, z, mean, std, seed):
+        """L'(z) per example (B,) and the batch means of its terms.
+
+        ``seed`` [2] is split into the seed of the one t ~ q(t|z) used by the code
+        reconstruction and the seed of the cross-entropy's Monte-Carlo draws.
+        """
+        t_seed, mc_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        t_mean, t_std = self.encoder(z)
+        t = elbo.reparameterise(t_mean, t_std, t_seed)
+        scale = self.effective_inner_sigma()
+        mask = self.code_mask(std) if self.uses_mask else None
+        terms = {
+            "code_reconstruction": elbo.gaussian_reconstruction(z, self.decoder(t), scale, mask),
+            "t_entropy": elbo.gaussian_entropy(t_std),
+            "t_cross_entropy": self.t_cross_entropy(t_mean, t_std, mc_seed),
+        }
+        metrics = {k: tf.reduce_mean(v) for k, v in terms.items()}
+        metrics["inner_sigma"] = scale
+        return tf.add_n(list(terms.values())), metrics
+
+    @tf.function(reduce_retracing=True)
+    def _sample_t_given_z(self, z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        t_mean, t_std = self.encoder(z)
+        return elbo.reparameterise(t_mean, t_std, seed)
+
+    def sample_t_given_z(self, z: tf.Tensor, seed: int) -> tf.Tensor:
+        """One t ~ q(t|z) per row of z (N, d_z) -> (N, d_t), encoded in batches."""
+        chunks = [self._sample_t_given_z(z[i:i + ENCODE_BATCH], tf.constant([seed, T_NOISE_STREAM + j]))
+                  for j, i in enumerate(range(0, int(z.shape[0]), ENCODE_BATCH))]
+        return tf.concat(chunks, axis=0)
+
+    def sample(self, n: int, seed: int) -> tf.Tensor:
+        """z = mean of p(z|t) for n draws t ~ p(t): (n, d_z)."""
+        return self.decoder(self.sample_t(n, seed))
+
+    # -- the hyper prior (subclasses) ------------------------------------------------
+    def t_cross_entropy(self, t_mean: tf.Tensor, t_std: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """E_q(t|z)[log p(t)], (B,)."""
+        raise NotImplementedError
+
+    def sample_t(self, n: int, seed: int) -> tf.Tensor:
+        """n draws t ~ p(t) (the accurate fit where there is one), (n, d_t)."""
+        raise NotImplementedError
+
+    def hyper_prior_view(self) -> HyperPriorView:
+        """(log p(t) on numpy (M, d_t) -> (M,), means (K, d_t), covariances, weights)."""
+        raise NotImplementedError
+
+    # -- outputs ----------------------------------------------------------------------
+    def figures(self, fig_dir: str, epoch: int, z_mean: np.ndarray, labels: np.ndarray) -> list[str]:
+        """For d_t = 2: test t means over the hyper prior's density and 2-sigma ellipses."""
+        if self.d_t != 2:
+            return []
+        points = self.embed(tf.constant(z_mean, tf.float32)).numpy()
+        log_prob, means, covariances, weights = self.hyper_prior_view()
+        path = os.path.join(fig_dir, f"latent2d_e{epoch:03d}.png")
+        title = f"{self.cfg.prior}: t means of test images over p(t), epoch {epoch}"
+        return [figures.plot_density_2d(log_prob, points, labels, path, means=means,
+                                        covariances=covariances, weights=weights, title=title)]
+
+
+class HierarchicalPrior(PriorVAEPrior):
+    """The prior VAE with a fixed standard normal p(t) = N(0, I_{d_t})."""
+
+    def __init__(self, cfg: Config, vae=None, name: str | None = "hierarchical_prior"):
+        super().__init__(cfg, vae, name=name)
+
+    def t_cross_entropy(self, t_mean, t_std, seed):
+        return elbo.standard_normal_cross_entropy(t_mean, t_std)
+
+    def sample_t(self, n: int, seed: int) -> tf.Tensor:
+        return tf.random.stateless_normal([n, self.d_t], seed=[seed, 0])
+
+    def hyper_prior_view(self) -> HyperPriorView:
+        dist = tfd.MultivariateNormalDiag(tf.zeros(self.d_t))
+        return (lambda t: dist.log_prob(t).numpy(), np.zeros((1, self.d_t), np.float32),
+                np.eye(self.d_t, dtype=np.float32)[None], np.ones(1, np.float32))
+
+
+class LadderPrior(PriorVAEPrior):
+    """LaDDer: the prior VAE with a Dirichlet-process Gaussian mixture p_xi(t).
+
+    ``fast`` (finite Dirichlet weight prior, warm-started, refitted every epoch) enters the
+    training loss; ``accurate`` (Dirichlet process, fresh fit with ``GM_fit_restart``
+    initialisations) is used for samples, figures and artifacts once it has been fitted.
+    Both are tf.Modules held as attributes, so their parameters are checkpointed.
+    """
+
+    uses_mask = True
+
+    def __init__(self, cfg: Config, vae=None, name: str | None = "ladder_prior"):
+        super().__init__(cfg, vae, name=name)
+        from ladder_tf.mixture import BayesianGaussianMixture
+
+        common = dict(weight_concentration_prior=cfg.weight_concentration_prior, seed=cfg.seed)
+        self.fast = BayesianGaussianMixture(
+            cfg.n_mixtures, self.d_t, weight_concentration_prior_type="dirichlet_distribution",
+            max_iter=cfg.fast_fit_max_iter, warm_start=True, name="fast_mixture", **common)
+        self.accurate = BayesianGaussianMixture(
+            cfg.n_mixtures, self.d_t, weight_concentration_prior_type="dirichlet_process",
+            max_iter=cfg.accurate_fit_max_iter, n_init=cfg.GM_fit_restart, warm_start=False,
+            name="accurate_mixture", **common)
+        for mixture in (self.fast, self.accurate):
+            mixture.reset_to_standard_normal()
+        self.has_accurate = tf.Variable(False, trainable=False, name="has_accurate")
+
+    def display_mixture(self):
+        """The accurate fit when one exists, else the fast fit (samples, figures, npz)."""
+        return self.accurate if bool(self.has_accurate) else self.fast
+
+    def t_cross_entropy(self, t_mean, t_std, seed):
+        """Monte-Carlo E_q(t|z)[log p_xi(t)] under the fast fit, ``n_MC_samples`` draws."""
+        return elbo.monte_carlo_cross_entropy(self.fast.log_prob, t_mean, t_std,
+                                              self.cfg.n_MC_samples, seed)
+
+    def sample_t(self, n: int, seed: int) -> tf.Tensor:
+        return self.display_mixture().sample(n, seed=seed)
+
+    def hyper_prior_view(self) -> HyperPriorView:
+        mixture = self.display_mixture()
+        active = mixture.active_parameters(ACTIVE_THRESHOLD)
+        return (lambda t: mixture.log_prob(tf.constant(t, tf.float32)).numpy(),
+                np.asarray(active["means"]), np.asarray(active["covariances"]),
+                np.asarray(active["weights"]))
+
+    # -- refits -----------------------------------------------------------------------
+    def end_of_epoch(self, sample_z: SampleZ, epoch: int) -> dict[str, float]:
+        """Refit xi by CAVI on t of training images, from epoch ``sg_pretraining`` on.
+
+        The fast fit uses ``fast_fit_samples`` images (seed = epoch); the accurate fit
+        ``accurate_fit_samples`` other ones, every ``accurate_fit`` epochs and at the last.
+        """
+        cfg = self.cfg
+        if epoch < cfg.sg_pretraining:
+            return {}
+        metrics = self._refit(self.fast, "fast_fit", sample_z, cfg.fast_fit_samples, epoch)
+        if epoch % cfg.accurate_fit == 0 or epoch == cfg.num_epochs:
+            metrics.update(self._refit(self.accurate, "accurate_fit", sample_z,
+                                       cfg.accurate_fit_samples, ACCURATE_SEED_OFFSET + epoch))
+            self.has_accurate.assign(True)
+        return metrics
+
+    def _refit(self, mixture, prefix: str, sample_z: SampleZ, n: int, seed: int) -> dict[str, float]:
+        t = self.sample_t_given_z(sample_z(n, seed), seed)
+        result = mixture.fit(t)
+        active = int(np.sum(mixture.weights.numpy() >= ACTIVE_THRESHOLD))
+        return {f"{prefix}_samples": float(t.shape[0]),
+                f"{prefix}_iterations": float(result.n_iter),
+                f"{prefix}_converged": float(bool(result.converged)),
+                f"{prefix}_seconds": float(result.seconds),
+                f"{prefix}_lower_bound": float(result.lower_bound),
+                f"{prefix}_active_components": float(active)}
+
+    def write_artifacts(self, run_dir: str, epoch: int) -> list[str]:
+        """``run_dir/mixture/mixture_e{epoch:03d}.npz``: both fits' full and active params.
+
+        Unprefixed keys (w_full, m_full, K_full, w_active, m_active, K_active, as the
+        original's GM_prior_info.npz) hold the mixture used for samples; ``fast_*`` and
+        ``accurate_*`` each fit (``accurate_*`` only once it exists).
+        """
+        arrays: dict[str, np.ndarray] = {"epoch": np.asarray(epoch),
+                                         "has_accurate": np.asarray(bool(self.has_accurate))}
+        arrays.update({k: np.asarray(v) for k, v in self.display_mixture().to_npz_dict().items()})
+        fits = [("fast", self.fast)] + ([("accurate", self.accurate)] if bool(self.has_accurate) else [])
+        for prefix, mixture in fits:
+            arrays.update({f"{prefix}_{k}": np.asarray(v) for k, v in mixture.to_npz_dict().items()})
+        path = os.path.join(run_dir, "mixture", f"mixture_e{epoch:03d}.npz")
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
+        return [path]

@@ -1,0 +1,77 @@
+"""The VampPrior (Tomczak & Welling, 2018): a uniform mixture of the encoder's posteriors.
+
+    p(z) = (1/K) sum_k N(z; mu(u_k), diag(sigma(u_k)^2))
+
+where u_1..u_K are learned pseudo-inputs (images of the data's shape, ``cfg.image_shape``)
+and (mu, sigma) is the data VAE's own encoder. As in the authors' code, the pseudo-inputs
+start from a standard normal and have their own Adam (lr ``learning_rate_prior``, growing by
+``lr_growth_prior`` per epoch) on -ELBO, which with the data VAE fixed is the negated
+Monte-Carlo cross-entropy term; the data VAE's step also differentiates through the
+pseudo-inputs' encodings (the prior depends on the encoder), which is the VampPrior's
+defining coupling. The first ``sg_pretraining`` epochs use the standard normal instead.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from ladder_tf import elbo, figures
+from ladder_tf.config import Config
+from ladder_tf.priors.base import Prior
+
+tfd = tfp.distributions
+
+MAX_PSEUDO_INPUTS_SHOWN = 100
+
+
+class VampPrior(Prior):
+    """K pseudo-inputs ``pseudo_inputs`` (K, H, W, C) pushed through ``vae.encoder``."""
+
+    uses_pretraining = True
+
+    def __init__(self, cfg: Config, vae=None, name: str | None = "vamp_prior"):
+        super().__init__(cfg, vae, name=name)
+        if vae is None:
+            raise ValueError("the VampPrior needs the data VAE (its encoder defines the prior)")
+        # A bound method is not tracked by tf.Module / tf.train.Checkpoint, so the encoder's
+        # variables stay owned (and checkpointed) by the VAE alone, not also by the prior.
+        self._encode = vae.encode
+        self.n_components = cfg.n_mixtures
+        init = tf.random.stateless_normal((cfg.n_mixtures, *cfg.image_shape), seed=[cfg.seed, 1])
+        self.pseudo_inputs = tf.Variable(init, name="pseudo_inputs")
+        self.add_optimizer("adam_pseudo_inputs", lambda: [self.pseudo_inputs],
+                           cfg.learning_rate_prior, cfg.lr_growth_prior)
+
+    def components(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Means and standard deviations of the K components, each (K, d_z)."""
+        # A tensor, not the variable: Keras Lambda layers warn about untracked variables.
+        return self._encode(tf.convert_to_tensor(self.pseudo_inputs))
+
+    def distribution(self) -> tfd.MixtureSameFamily:
+        """The current prior as a tfp mixture (batch shape [], event shape [d_z])."""
+        mean, std = self.components()
+        return tfd.MixtureSameFamily(
+            mixture_distribution=tfd.Categorical(logits=tf.zeros([self.n_components])),
+            components_distribution=tfd.MultivariateNormalDiag(mean, std))
+
+    def objective(self, z, mean, std, seed):
+        """MC estimate of E_q[log p(z)] with ``n_MC_samples`` draws; (B,)."""
+        prior = self.distribution()
+        value = elbo.monte_carlo_cross_entropy(prior.log_prob, mean, std, self.cfg.n_MC_samples, seed)
+        return value, {}
+
+    def sample(self, n: int, seed: int) -> tf.Tensor:
+        return self.distribution().sample(n, seed=tf.constant([seed, 0], tf.int32))
+
+    def log_prob(self, z: tf.Tensor) -> tf.Tensor:
+        """log p(z) for z (..., d_z) -> (...)."""
+        return self.distribution().log_prob(z)
+
+    def figures(self, fig_dir: str, epoch: int, z_mean: np.ndarray, labels: np.ndarray) -> list[str]:
+        """The pseudo-inputs themselves (clipped to [0, 1]) as an image grid."""
+        images = self.pseudo_inputs.numpy()[:MAX_PSEUDO_INPUTS_SHOWN]
+        path = os.path.join(fig_dir, f"pseudo_inputs_e{epoch:03d}.png")
+        return [figures.save_image_grid(images, path, ncols=10)]

@@ -1,0 +1,55 @@
+"""Load a trained run directory (config.json + checkpoints/) back into a VAE and its prior."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from ladder_tf import config as config_lib
+from ladder_tf.config import Config
+from ladder_tf.model import VAE
+from ladder_tf.priors.base import Prior
+
+
+class RunNotFoundError(FileNotFoundError):
+    """The path is not a run directory with a config and a checkpoint."""
+
+
+@dataclass
+class Run:
+    """A trained model: its effective config, data VAE and prior, restored from a checkpoint."""
+
+    config: Config
+    vae: VAE
+    prior: Prior
+    run_dir: str
+    checkpoint: str
+
+    @property
+    def name(self) -> str:
+        return self.config.prior
+
+    def reconstruct(self, x: tf.Tensor) -> tf.Tensor:
+        """Images (B, H, W, C) in [0, 1] -> decoded posterior means, same shape."""
+        return self.vae.reconstruct(x)
+
+    def generate(self, n: int, seed: int) -> tf.Tensor:
+        """n images decoded from z ~ p(z) of the trained prior."""
+        return self.vae.decode(self.prior.sample(n, seed))
+
+
+def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
+    """Restore the latest (or the given) checkpoint of ``run_dir``."""
+    from ladder_tf.training import build_model, make_checkpoint
+
+    cfg_path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(cfg_path):
+        raise RunNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
+    cfg = config_lib.load(cfg_path)
+    checkpoint = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if not checkpoint:
+        raise RunNotFoundError(f"{run_dir} has no checkpoint under checkpoints/")
+    vae, prior = build_model(cfg)
+    make_checkpoint(vae, prior).restore(checkpoint).expect_partial()
+    return Run(cfg, vae, prior, run_dir, checkpoint)

@@ -1,0 +1,155 @@
+"""The training loop: outputs, resumption, non-finite guard, and real end-to-end runs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ladder_tf import training
+from ladder_tf.config import from_dict
+from ladder_tf.data import ImageData, load_dataset
+from ladder_tf.data.mnist import DEBIAN_FASHION_DIR
+from ladder_tf.io_utils import read_jsonl
+from ladder_tf.runs import load_run
+
+HAVE_FASHION = os.path.isdir(DEBIAN_FASHION_DIR)
+TINY = {"prior": "normal", "code_size": 4, "num_hidden_units": 64, "batch_size": 16,
+        "num_epochs": 2, "test_batch_size": 20, "checkpoint_every_steps": 3}
+
+
+def synthetic_data(n_train=96, n_test=40, seed=0):
+    """Blobs on a dark background: learnable, label = blob position."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        labels = rng.integers(0, 10, n)
+        x = np.zeros((n, 28, 28, 1), np.uint8)
+        rows, cols = 4 + 2 * labels, 4 + (labels % 5) * 4
+        for dy in range(6):  # vectorised over images; loops over the 6x6 blob footprint only
+            for dx in range(6):
+                x[np.arange(n), rows + dy, cols + dx, 0] = 255
+        return x, labels
+
+    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
+    return ImageData(xtr, ytr, xte, yte, source="synthetic")
+
+
+def weights(trainer):
+    return [v.numpy() for v in trainer.vae.trainable_variables]
+
+
+def test_run_directory_contents_and_resume_equivalence(tmp_path):
+    cfg = from_dict(TINY)
+    data = synthetic_data()
+    full = training.Trainer(cfg, data, str(tmp_path / "full"), show_progress=False)
+    full.fit()
+
+    class Crash(Exception):
+        pass
+
+    interrupted = training.Trainer(cfg, data, str(tmp_path / "cut"), show_progress=False)
+    original_step = interrupted._train_step
+    calls = {"n": 0}
+
+    def crashing_step(*args):
+        calls["n"] += 1
+        if calls["n"] == 11:  # epoch 2, after the step-9 checkpoint
+            raise Crash()
+        return original_step(*args)
+
+    interrupted._train_step = crashing_step
+    with pytest.raises(Crash):
+        interrupted.fit()
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "cut" / "metrics.jsonl")] == [1]
+    resumed = training.Trainer(cfg, data, str(tmp_path / "cut"), show_progress=False)
+    rows = resumed.fit()
+    assert int(resumed.step) == 12 and [r["epoch"] for r in rows] == [1, 2]
+    for a, b in zip(weights(full), weights(resumed)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+    run = tmp_path / "full"
+    for name in ("config.json", "metrics.jsonl", "checkpoints/checkpoint", "figures/losses.png",
+                 "figures/reconstructions_e002.png", "figures/samples_e002.png",
+                 "figures/ground_truth.png"):
+        assert (run / name).exists(), name
+    assert any(f.startswith("events.out") for f in os.listdir(run / "tensorboard"))
+    row = read_jsonl(run / "metrics.jsonl")[-1]
+    for key in ("train_elbo", "train_reconstruction", "train_sigma_term", "train_entropy",
+                "train_cross_entropy", "test_elbo", "sigma", "epoch_seconds", "images_per_second"):
+        assert np.isfinite(row[key]), key
+    np.testing.assert_allclose(row["test_elbo"], row["test_reconstruction"] + row["test_sigma_term"]
+                               + row["test_entropy"] + row["test_cross_entropy"], rtol=1e-4)
+
+
+def test_non_finite_step_is_skipped_and_never_checkpointed(tmp_path, monkeypatch):
+    cfg = from_dict({**TINY, "checkpoint_every_steps": 2, "num_epochs": 1})
+    data = synthetic_data()
+    real = training.train_batches
+
+    def poisoned(*args, **kwargs):
+        good = real(*args, **kwargs)
+        bad = good.take(1).map(lambda x: x * np.nan)
+        return good.take(2).concatenate(bad)
+
+    monkeypatch.setattr(training, "train_batches", poisoned)
+    trainer = training.Trainer(cfg, data, str(tmp_path), show_progress=False)
+    with pytest.raises(training.TrainingDivergedError, match="non-finite loss"):
+        trainer.fit()
+    assert int(trainer.step) == 2
+    assert all(np.all(np.isfinite(w)) for w in weights(trainer))
+    run = load_run(str(tmp_path))
+    assert run.checkpoint.endswith("ckpt-2")
+    assert all(np.all(np.isfinite(v.numpy())) for v in run.vae.trainable_variables)
+
+
+def test_loaded_run_reproduces_samples(tmp_path):
+    cfg = from_dict({**TINY, "num_epochs": 1})
+    trainer = training.Trainer(cfg, synthetic_data(), str(tmp_path), show_progress=False)
+    trainer.fit()
+    run = load_run(str(tmp_path))
+    np.testing.assert_allclose(run.generate(5, seed=3), trainer.vae.decode(trainer.prior.sample(5, 3)),
+                               rtol=1e-6)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not HAVE_FASHION, reason="Debian dataset-fashion-mnist not installed")
+def test_cli_end_to_end_on_real_fashion_mnist(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train_mnist.py", "--prior", "normal", "--epochs", "3", "--train-size", "512",
+           "--out-dir", str(out), "--no-progress", "--no-download", "--set", "batch_size=64",
+           "--set", "num_hidden_units=64", "--seed", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["train_elbo"] > rows[0]["train_elbo"] + 20  # the loss went down
+    assert rows[-1]["test_elbo"] > rows[0]["test_elbo"]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train_size"] == 512 and cfg["prior"] == "normal"
+    assert tf.train.latest_checkpoint(str(out / "checkpoints"))
+    assert (out / "figures" / "samples_e003.png").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not HAVE_FASHION, reason="Debian dataset-fashion-mnist not installed")
+def test_killed_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train_mnist.py", "--prior", "normal", "--epochs", "2", "--train-size", "1280",
+           "--out-dir", str(out), "--no-progress", "--no-download", "--set", "batch_size=32",
+           "--set", "num_hidden_units=64", "--set", "checkpoint_every_steps=5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "checkpoints" / "ckpt-15.index").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "checkpoints" / "ckpt-15.index").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[-1]["step"] == 80
