@@ -30,11 +30,11 @@ from ladder_tf.io_utils import atomic_write_text, read_jsonl
 ALL_PRIORS = ("normal", "vampprior", "gmm", "hierarchical", "ladder")
 # (label, value in the final metrics row). The four terms, as they enter the negative ELBO,
 # add up to it: -ELBO = reconstruction + normaliser - entropy - cross-entropy.
-ELBO_ROWS = (
+ELBO_ROWS = (  # labels hold no '|' (it would split the markdown cell)
     ("-ELBO (nats/image)", lambda r: -r["test_elbo"]),
-    ("reconstruction sum|x - x_hat| / sigma", lambda r: -r["test_reconstruction"]),
+    ("reconstruction sum(abs(x - x_hat)) / sigma", lambda r: -r["test_reconstruction"]),
     ("normaliser D log(2 sigma)", lambda r: -r["test_sigma_term"]),
-    ("-entropy -H[q(z|x)]", lambda r: -r["test_entropy"]),
+    ("-entropy of q(z given x)", lambda r: -r["test_entropy"]),
     ("-cross-entropy -E_q[log p(z)]", lambda r: -r["test_cross_entropy"]),
 )
 # Rows read from <run_dir>/eval.json when an evaluation wrote one: key -> label. A run's value

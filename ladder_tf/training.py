@@ -140,6 +140,7 @@ class Trainer:
         self.prior.build()
         if self.manager.latest_checkpoint:
             self.ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            print(f"resuming from step {int(self.step)} (epoch {int(self.epochs_done)} done)", flush=True)
             rows = [r for r in read_jsonl(self.metrics_path) if r["epoch"] <= int(self.epochs_done)]
             write_jsonl(self.metrics_path, rows)
         elif os.path.exists(self.metrics_path):

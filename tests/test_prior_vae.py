@@ -204,8 +204,8 @@ def test_data_step_and_prior_step_touch_only_their_own_blocks(tmp_path, prior_na
     assert all(g is not None and np.any(g.numpy() != 0) for g in grads[-4:])
 
     # data step alone (the trainer's step with the prior's own update disabled)
-    prior_vars = prior.trainable_variables + mixture_variables(prior)
-    vae_vars = vae.trainable_variables
+    prior_vars = list(prior.trainable_variables) + mixture_variables(prior)
+    vae_vars = list(vae.trainable_variables)
     before_prior, before_vae = values(prior_vars), values(vae_vars)
     real_step = prior.train_step
     prior.train_step = lambda *args: {}

@@ -144,12 +144,15 @@ def test_killed_run_resumes(tmp_path):
            "--set", "num_hidden_units=64", "--set", "checkpoint_every_steps=5"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while time.time() < deadline and not (out / "checkpoints" / "ckpt-15.index").exists():
-        time.sleep(0.2)
+    while time.time() < deadline and not tf.train.latest_checkpoint(str(out / "checkpoints")):
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (out / "checkpoints" / "ckpt-15.index").exists()
+    latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
+    killed_at = int(latest.rsplit("-", 1)[1])
+    assert 0 < killed_at < 80  # killed mid-run, after at least one step checkpoint
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming from step {killed_at}" in done.stdout
     rows = read_jsonl(out / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2] and rows[-1]["step"] == 80

@@ -12,6 +12,7 @@ Sources are tried in this order:
 """
 from __future__ import annotations
 
+import glob
 import gzip
 import os
 from dataclasses import dataclass
@@ -110,7 +111,15 @@ def _from_data_dir(dataset: str, data_dir: str) -> ImageData | None:
     return load_idx_dir(data_dir)
 
 
+def _tfds_prepared(name: str) -> bool:
+    """True when a prepared TFDS copy of ``name`` exists (checked without importing TFDS)."""
+    root = os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
+    return bool(glob.glob(os.path.join(root, name, "*", "dataset_info.json")))
+
+
 def _from_tfds(dataset: str, download: bool, data_dir: str | None = None) -> ImageData | None:
+    if not download and not _tfds_prepared(TFDS_NAMES[dataset]):
+        return None
     try:
         import tensorflow_datasets as tfds
     except ImportError:

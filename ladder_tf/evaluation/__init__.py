@@ -1,0 +1,63 @@
+"""Evaluation of trained models: FID (Table 1 of the paper) and importance-sampled log p(x).
+
+Modules: ``fid`` (Fréchet distance, streaming statistics, the Table 1 protocol),
+``features`` (InceptionV3 and classifier features), ``classifier`` (the project's own
+feature CNN), ``nll`` (log p(x)), ``report`` (JSON / Markdown tables). The command line
+is ``evaluate.py`` at the repository root.
+
+Everything here takes a model through the small ``EvalModel`` protocol below, never a
+run directory directly; ``load_model`` turns a path into one. To evaluate another kind
+of saved model (e.g. a SavedModel directory), add an adapter class with these members
+and a branch in ``load_model``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class EvalModel(Protocol):
+    """What evaluation needs of a model.
+
+    ``name``: column name (the prior's name); ``config.exp_name``: its data set;
+    ``reconstruct(x)``: images (B, H, W, C) in [0, 1] -> decoded posterior means, same
+    shape; ``generate(n, seed)``: n images decoded from z ~ p(z). For log p(x) it also
+    needs ``vae`` (encode, decode, sigma) and ``prior`` (log_prob or log_prob_estimate);
+    adapters without them are reported as unsupported for that metric.
+    """
+
+    name: str
+    config: Any
+
+    def reconstruct(self, x): ...
+
+    def generate(self, n: int, seed: int): ...
+
+
+class ModelLoadError(RuntimeError):
+    """A path that exists but cannot be restored into a model (the message says why)."""
+
+
+def load_model(path: str) -> EvalModel:
+    """A model from ``path``: a training run directory (config.json + checkpoints/).
+
+    Raises ladder_tf.runs.RunNotFoundError for a path that is not a run directory and
+    ModelLoadError when its checkpoint cannot be restored.
+    """
+    import tensorflow as tf
+
+    from ladder_tf.runs import RunNotFoundError, load_run
+
+    if not os.path.isdir(path):
+        raise RunNotFoundError(f"{path}: no such run directory")
+    try:
+        return load_run(path)
+    except RunNotFoundError:
+        raise
+    except (ValueError, KeyError, AssertionError, tf.errors.OpError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(f"{path}: cannot restore its checkpoint ({first})") from err
+
+
+__all__ = ["EvalModel", "ModelLoadError", "load_model"]

@@ -65,12 +65,16 @@ def keras_cache_dirs() -> list[str]:
                    os.path.join("/tmp", ".keras", "models")]
 
 
+def how_to_provide_weights() -> str:
+    return (f"On a machine with internet, download {WEIGHTS_URL}{NOTOP_FILE} and pass "
+            "--inception-weights PATH (or copy it into ~/.keras/models/); or use --features "
+            "classifier for an offline classifier-FID (its numbers are not comparable with the "
+            "paper's Inception FID)")
+
+
 def missing_weights_message(looked_in: list[str]) -> str:
     return (f"Inception FID needs Keras's InceptionV3 ImageNet weights and none were found (looked "
-            f"for {NOTOP_FILE} in {', '.join(looked_in)}). On a machine with internet, download "
-            f"{WEIGHTS_URL}{NOTOP_FILE} and pass --inception-weights PATH (or copy it into "
-            f"~/.keras/models/); or use --features classifier for an offline classifier-FID "
-            "(its numbers are not comparable with the paper's Inception FID)")
+            f"for {NOTOP_FILE} in {', '.join(looked_in)}). " + how_to_provide_weights())
 
 
 def find_inception_weights(path: str | None = None) -> str:
@@ -82,7 +86,7 @@ def find_inception_weights(path: str | None = None) -> str:
     if path:
         if not os.path.isfile(path):
             raise WeightsNotFoundError(f"--inception-weights {path}: no such file. "
-                                       + missing_weights_message([]).split(". ", 1)[1])
+                                       + how_to_provide_weights())
         return path
     dirs = keras_cache_dirs()
     for d in dirs:

@@ -43,6 +43,7 @@ ACTIVE_THRESHOLD = 1e-2     # mixture weights below this are "inactive" (as the 
 ENCODE_BATCH = 5000         # z -> t batch size for the end-of-epoch refits
 ACCURATE_SEED_OFFSET = 100_003  # the accurate fit draws other images than the fast fit
 T_NOISE_STREAM = 1 << 20    # second seed word of the t noise, apart from sample_z's z noise
+SKLEARN_TOL = 1e-3          # the original's BayesianGaussianMixture tol (on the bound, not per sample)
 
 HyperPriorView = tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, np.ndarray, np.ndarray]
 
@@ -198,6 +199,7 @@ class LadderPrior(PriorVAEPrior):
         super().__init__(cfg, vae, name=name)
         from ladder_tf.mixture import BayesianGaussianMixture
 
+        # Both start as N(0, I) (Algorithm 1: "xi <- initialise as unit Gaussian").
         common = dict(weight_concentration_prior=cfg.weight_concentration_prior, seed=cfg.seed)
         self.fast = BayesianGaussianMixture(
             cfg.n_mixtures, self.d_t, weight_concentration_prior_type="dirichlet_distribution",
@@ -206,8 +208,6 @@ class LadderPrior(PriorVAEPrior):
             cfg.n_mixtures, self.d_t, weight_concentration_prior_type="dirichlet_process",
             max_iter=cfg.accurate_fit_max_iter, n_init=cfg.GM_fit_restart, warm_start=False,
             name="accurate_mixture", **common)
-        for mixture in (self.fast, self.accurate):
-            mixture.reset_to_standard_normal()
         self.has_accurate = tf.Variable(False, trainable=False, name="has_accurate")
 
     def display_mixture(self):
@@ -220,7 +220,7 @@ class LadderPrior(PriorVAEPrior):
                                               self.cfg.n_MC_samples, seed)
 
     def sample_t(self, n: int, seed: int) -> tf.Tensor:
-        return self.display_mixture().sample(n, seed=seed)
+        return self.display_mixture().sample(n, seed=tf.constant([seed, 0], tf.int32))
 
     def hyper_prior_view(self) -> HyperPriorView:
         mixture = self.display_mixture()
@@ -248,6 +248,7 @@ class LadderPrior(PriorVAEPrior):
 
     def _refit(self, mixture, prefix: str, sample_z: SampleZ, n: int, seed: int) -> dict[str, float]:
         t = self.sample_t_given_z(sample_z(n, seed), seed)
+        mixture.tol = SKLEARN_TOL / int(t.shape[0])  # scikit-learn's test on the unnormalised bound
         result = mixture.fit(t)
         active = int(np.sum(mixture.weights.numpy() >= ACTIVE_THRESHOLD))
         return {f"{prefix}_samples": float(t.shape[0]),
