@@ -19,7 +19,8 @@ METRICS = ("fid", "nll")
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (config.json + checkpoints/)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (config.json + "
+                   "checkpoints/) or SavedModel exports (FID only)")
     p.add_argument("--metrics", default="fid", help="comma-separated: fid, nll")
     p.add_argument("--num-samples", type=int, default=10000,
                    help="images per FID set (generated; test images are capped at the test split)")
@@ -95,7 +96,10 @@ def make_extractor(args: argparse.Namespace, dataset: str, data, weights: str | 
     key = "inception" if args.features == "inception" else dataset
     if key not in cache:
         if args.features == "inception":
-            ext = InceptionFeatures(weights, args.fid_protocol)
+            try:
+                ext = InceptionFeatures(weights, args.fid_protocol)
+            except (OSError, ValueError) as err:
+                fail(f"{weights}: cannot load InceptionV3 weights from it ({str(err).splitlines()[0]})")
             if not ext.weights_are_official:
                 print(f"warning: {weights} is not the file Keras publishes (md5 {ext.weights_md5})",
                       file=sys.stderr)
@@ -103,22 +107,28 @@ def make_extractor(args: argparse.Namespace, dataset: str, data, weights: str | 
             from ladder_tf.evaluation.classifier import get_classifier
 
             clf = get_classifier(dataset, data, os.path.join(args.cache_dir, "_classifiers"),
-                                 progress=not args.no_progress)
+                                 progress=True)  # a few lines, not a bar: always shown
             ext = ClassifierFeatures(clf, dataset)
         cache[key] = ext
     return cache[key]
 
 
 def run_fid(models, columns, data, args, weights, result) -> None:
+    import hashlib
+
+    import numpy as np
+
     from ladder_tf.evaluation import fid as fid_lib
 
     progress, extractors = not args.no_progress, {}
     for dataset in dict.fromkeys(m.config.exp_name for m in models):
         d = data[dataset]
         ext = make_extractor(args, dataset, d, weights, extractors)
-        cache = os.path.join(args.cache_dir, "_fid_stats", f"{dataset}-{ext.fingerprint}-n{len(d.x_train)}.npz")
+        data_id = hashlib.sha1(np.ascontiguousarray(d.x_train).tobytes()).hexdigest()[:10]
+        cache = os.path.join(args.cache_dir, "_fid_stats", f"{dataset}-{ext.fingerprint}-{data_id}.npz")
         reference = fid_lib.reference_stats(ext, d.x_train, cache, progress)
-        real = fid_lib.real_fids(ext, d.x_test, reference, args.num_samples, args.repeats, args.seed, progress)
+        real = fid_lib.real_fids(ext, d.x_test, reference, args.num_samples, args.repeats, args.seed,
+                                 progress)
         for m, col in zip(models, columns):
             if m.config.exp_name == dataset:
                 values = fid_lib.model_fids(m, ext, d.x_test, reference, args.num_samples,
@@ -146,7 +156,8 @@ def run_nll(models, columns, data, args, result) -> None:
             print(f"warning: {err}", file=sys.stderr)
             col["nll"] = {"unsupported": str(err)}
             continue
-        col["nll"] = {**summarise_log_px(out["log_px"], int(x[0].size)), "prior_density": out["prior_density"]}
+        col["nll"] = {**summarise_log_px(out["log_px"], int(x[0].size)),
+                      "prior_density": out["prior_density"]}
     result["nll"] = {"n_images": min(args.nll_images, min(len(d.x_test) for d in data.values())),
                      "n_samples": args.nll_samples, "prior_samples": args.nll_prior_samples}
 
@@ -156,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     metrics = check_args(args)
     for path in args.runs:  # cheap checks before TensorFlow starts
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            fail(f"{path} is not a run directory: it has no config.json" if os.path.isdir(path)
-                 else f"{path}: no such run directory")
+        if not any(os.path.isfile(os.path.join(path, f)) for f in ("config.json", "saved_model.pb")):
+            fail(f"{path} is not a run directory: it has no config.json (nor saved_model.pb)"
+                 if os.path.isdir(path) else f"{path}: no such run directory")
     weights = None
     if "fid" in metrics and args.features == "inception":
         from ladder_tf.evaluation.features import WeightsNotFoundError, find_inception_weights

@@ -38,13 +38,25 @@ def training_parser(description: str, datasets: Sequence[str]) -> argparse.Argum
     return p
 
 
+def add_distribution_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--strategy and --mixed-precision (train_celeba.py)."""
+    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
+                   help="tf.distribute strategy: one device; MirroredStrategy over the local GPUs; "
+                   "MultiWorkerMirroredStrategy over the machines named in TF_CONFIG")
+    p.add_argument("--mixed-precision", nargs="?", const="bfloat16", choices=["float16", "bfloat16"],
+                   help="compute the image networks in 16-bit floats (config mixed_precision); "
+                   "alone: bfloat16, which needs no loss scaling")
+    return p
+
+
 def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
     """The effective config: file, then --set overrides, then the dedicated flags."""
     dataset = args.dataset
     path = args.config or os.path.join(CONFIG_DIR, f"{dataset or default_dataset}.json")
     cfg = config_lib.load(path, args.set, exp_name=dataset, prior=args.prior,
                           num_epochs=args.epochs, seed=args.seed,
-                          steps_per_epoch=args.steps_per_epoch, train_size=args.train_size)
+                          steps_per_epoch=args.steps_per_epoch, train_size=args.train_size,
+                          mixed_precision=getattr(args, "mixed_precision", None))
     return cfg
 
 
@@ -64,5 +76,5 @@ def quiet_tensorflow() -> None:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
 
 
-__all__ = ["training_parser", "config_from_args", "default_run_dir", "fail", "ConfigError",
-           "quiet_tensorflow"]
+__all__ = ["training_parser", "add_distribution_flags", "config_from_args", "default_run_dir",
+           "fail", "ConfigError", "quiet_tensorflow"]

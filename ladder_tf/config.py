@@ -54,7 +54,7 @@ class Config:
     prior: str = field(default="ladder", metadata=_choice(*PRIOR_NAMES))
     # data VAE
     code_size: int = field(default=16, metadata=_range(1))
-    num_hidden_units: int = field(default=256, metadata=_range(64))
+    num_hidden_units: int = field(default=256, metadata=_range(16))
     latent_variance_precision: float = field(default=1e-3, metadata=_range(0.0))
     dim_input_x: int = field(default=28, metadata=_range(1))
     dim_input_y: int = field(default=28, metadata=_range(1))
@@ -109,6 +109,12 @@ class Config:
     test_batch_size: int = field(default=64, metadata=_range(10))
     steps_per_epoch: int = field(default=0, metadata=_range(0))
     train_size: int = field(default=0, metadata=_range(0))
+    # CelebA (ladder_tf.data.celeba, ladder_tf.networks.celeba) and multi-device training
+    test_size: int = field(default=20000, metadata=_range(1))
+    celeba_crop: str = field(default="none", metadata=_choice("none", "center_square"))
+    celeba_network: str = field(default="paper", metadata=_choice("paper", "original"))
+    lr_schedule: str = field(default="exponential", metadata=_choice("exponential", "step_restart"))
+    mixed_precision: str = field(default="off", metadata=_choice("off", "float16", "bfloat16"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -174,6 +180,15 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
     if cfg.exp_name.startswith("mnist") and cfg.num_hidden_units % 64:
         raise ConfigError(f"num_hidden_units = {cfg.num_hidden_units} must be a multiple of 64 for "
                           "the MNIST networks (the decoder's depth_to_space needs h/16 divisible by 4)")
+    if cfg.exp_name == "celeba":
+        if cfg.num_hidden_units % 16:
+            raise ConfigError(f"num_hidden_units = {cfg.num_hidden_units} must be a multiple of 16 for "
+                              "the CelebA networks (the encoder's first conv has num_hidden_units/16 filters)")
+        if cfg.image_shape != (128, 128, 3):
+            raise ConfigError(f"the CelebA networks take 128x128x3 images, but dim_input_y/x/channel "
+                              f"give {cfg.image_shape}")
+    elif cfg.mixed_precision != "off":
+        raise ConfigError("mixed_precision applies to the CelebA networks only; set it to 'off'")
     if cfg.inner_sigma_lb > cfg.inner_sigma_ub:
         raise ConfigError(f"inner_sigma_lb ({cfg.inner_sigma_lb}) must not exceed "
                           f"inner_sigma_ub ({cfg.inner_sigma_ub})")

@@ -110,3 +110,40 @@ def plot_density_2d(log_prob: Callable[[np.ndarray], np.ndarray], points: np.nda
 def figure_path(run_dir: str, name: str, epoch: int) -> str:
     """``run_dir/figures/<name>_e<epoch:03d>.png``."""
     return os.path.join(run_dir, "figures", f"{name}_e{epoch:03d}.png")
+
+
+def save_image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str, title: str = "") -> str:
+    """Labelled image strips one above the other (e.g. SLP over SP), each row (N, H, W, C)
+    in [0, 1], as one PNG; returns ``path``."""
+    n_max = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.9 * n_max + 0.8, 1.0 * len(rows) + 0.4),
+                             squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], rows):
+        strip = image_grid(images, ncols=len(images))
+        ax.imshow(strip[..., 0] if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0.0, vmax=1.0,
+                  interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_curves(curves: dict[str, np.ndarray], path: str, xlabel: str = "iteration",
+                title: str = "") -> str:
+    """One panel per named 1-D curve against its index (e.g. the SLP's loss terms)."""
+    ncols = min(4, max(1, len(curves)))
+    nrows = int(math.ceil(len(curves) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
+    for ax, (name, values) in zip(axes.flat, curves.items()):
+        ax.plot(np.arange(len(values)), np.asarray(values))
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel)
+    for ax in list(axes.flat)[len(curves):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -66,6 +66,7 @@ class _Mixture(tf.Module):
     """Shared variables, publication of a fit, and the float32 density/sampling side."""
 
     _state_type = None  # cavi.VBState or cavi.EMState
+    _kind = ""          # "vb" or "em"
 
     def __init__(self, n_components: int, dim: int, *, tol: float, reg_covar: float, max_iter: int,
                  n_init: int, warm_start: bool, seed: int, fit_dtype, covariance_jitter: float,
@@ -102,21 +103,20 @@ class _Mixture(tf.Module):
             self.fitted = tf.Variable(False, trainable=False, name="fitted")
             self.final_lower_bound = tf.Variable(-np.inf, trainable=False, dtype=fit_dtype,
                                                  name="lower_bound")
-            self._state = self._state_type(*(var(s, f"post_{n}", fit_dtype)
-                                             for n, s in self._state_shapes().items()))
+            self._state = self._state_type(*(var(s, f"post_{n}", fit_dtype) for n, s in
+                                             cavi.state_shapes(self._kind, k, d).items()))
         ft = fit_dtype
-        self._fit_graph = tf.function(self._fit_impl, input_signature=[
-            tf.TensorSpec([None, d], ft), tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.bool),
-            tf.TensorSpec([], tf.int32), tf.TensorSpec([], ft)])
         self._publish_graph = tf.function(self._publish_impl, input_signature=[
             tf.TensorSpec([k], ft), tf.TensorSpec([k, d], ft), tf.TensorSpec([k, d, d], ft)])
         self.reset_to_standard_normal()
 
     # -- subclass hooks ----------------------------------------------------------------
-    def _state_shapes(self) -> dict:
+    def _fit_function(self):
+        """The shared compiled fit for this model's shape (``cavi.fit_function``)."""
         raise NotImplementedError
 
-    def _run(self, x, seed, warm, max_iter, tol, warm_state) -> dict:
+    def _hyper(self) -> tuple:
+        """The settings tuple passed to the compiled fit."""
         raise NotImplementedError
 
     def _public_from_state(self, state) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -124,10 +124,6 @@ class _Mixture(tf.Module):
         raise NotImplementedError
 
     # -- fitting -------------------------------------------------------------------------
-    def _fit_impl(self, x, seed, warm, max_iter, tol):
-        warm_state = self._state_type(*(tf.identity(v) for v in self._state))
-        return self._run(x, seed, warm, max_iter, tol, warm_state)
-
     def fit(self, x) -> FitResult:
         """Fits the mixture to ``x`` (N, dim) and stores the result in the variables.
 
@@ -139,10 +135,12 @@ class _Mixture(tf.Module):
         arr = ops.validate_data(x, self.dim, self.n_components)
         x_t = tf.constant(arr, dtype=self.fit_dtype)
         warm = self.warm_start and bool(self.fitted.numpy())
+        fit_fn, hyper = self._fit_function(), self._hyper()
         best = None
         for i in range(1 if warm else self.n_init):
-            out = self._fit_graph(x_t, tf.constant([self.seed, i], tf.int32), tf.constant(warm),
-                                  tf.constant(self.max_iter, tf.int32), tf.constant(self.tol, self.fit_dtype))
+            out = fit_fn(x_t, tf.constant([self.seed, i], tf.int32), tf.constant(warm),
+                         tf.constant(self.max_iter, tf.int32), tf.constant(self.tol, self.fit_dtype),
+                         tuple(v.read_value() for v in self._state), hyper)
             if best is None or float(out["lower_bound"]) > float(best["lower_bound"]):
                 best = out
         if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in best["state"]):
@@ -257,6 +255,7 @@ class BayesianGaussianMixture(_Mixture):
     """
 
     _state_type = cavi.VBState
+    _kind = "vb"
 
     def __init__(self, n_components: int, dim: int, *, weight_concentration_prior_type: str = "dirichlet_process",
                  weight_concentration_prior: float | None = 0.1, mean_precision_prior: float = 1.0,
@@ -291,28 +290,17 @@ class BayesianGaussianMixture(_Mixture):
         super().__init__(n_components, dim, tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
                          warm_start=warm_start, seed=seed, fit_dtype=fit_dtype, covariance_jitter=0.0, name=name)
 
-    def _state_shapes(self) -> dict:
-        k, d = self.n_components, self.dim
-        return {"conc_a": [k], "conc_b": [k], "mean_precision": [k], "means": [k, d], "dof": [k],
-                "prec_chol": [k, d, d]}
+    def _fit_function(self):
+        return cavi.fit_function("vb", self.n_components, self.dim, self.fit_dtype.name, self.dirichlet_process)
 
-    def _priors(self, xc: tf.Tensor, shift: tf.Tensor) -> cavi.VBPriors:
-        """Prior parameters for centred data ``xc`` (the data mean ``shift`` removed)."""
-        dt, d = xc.dtype, self.dim
-        mean = (tf.zeros([d], dt) if self.mean_prior is None
-                else tf.constant(self.mean_prior, dt) - shift)
-        if self.covariance_prior is None:
-            n = tf.cast(tf.shape(xc)[0], dt)
-            cov = tf.matmul(xc, xc, transpose_a=True) / (n - 1.0) + self.reg_covar * tf.eye(d, dtype=dt)
-        else:
-            cov = tf.constant(self.covariance_prior, dt)
-        return cavi.VBPriors(self.weight_concentration_prior, self.mean_precision_prior, mean,
-                             self.degrees_of_freedom_prior, cov)
-
-    def _run(self, x, seed, warm, max_iter, tol, warm_state) -> dict:
-        return cavi.run_fit(x, seed, warm, max_iter, tol, warm_state, kind="vb",
-                            n_components=self.n_components, reg_covar=self.reg_covar,
-                            dirichlet_process=self.dirichlet_process, priors_fn=self._priors)
+    def _hyper(self) -> tuple:
+        dt, d = self.fit_dtype, self.dim
+        mean = np.zeros(d) if self.mean_prior is None else self.mean_prior
+        cov = np.eye(d) if self.covariance_prior is None else self.covariance_prior
+        return (tf.constant(self.weight_concentration_prior, dt), tf.constant(self.mean_precision_prior, dt),
+                tf.constant(self.degrees_of_freedom_prior, dt), tf.constant(self.reg_covar, dt),
+                tf.constant(mean, dt), tf.constant(cov, dt), tf.constant(self.mean_prior is None),
+                tf.constant(self.covariance_prior is None))
 
     def _public_from_state(self, state):
         s = cavi.VBState(*state)
@@ -329,6 +317,7 @@ class GaussianMixtureEM(_Mixture):
     """
 
     _state_type = cavi.EMState
+    _kind = "em"
 
     def __init__(self, n_components: int, dim: int, *, tol: float = 1e-3, reg_covar: float = 1e-6,
                  max_iter: int = 1000, n_init: int = 1, warm_start: bool = False,
@@ -337,13 +326,11 @@ class GaussianMixtureEM(_Mixture):
                          warm_start=warm_start, seed=seed, fit_dtype=fit_dtype,
                          covariance_jitter=covariance_jitter, name=name)
 
-    def _state_shapes(self) -> dict:
-        k, d = self.n_components, self.dim
-        return {"weights": [k], "means": [k, d], "prec_chol": [k, d, d]}
+    def _fit_function(self):
+        return cavi.fit_function("em", self.n_components, self.dim, self.fit_dtype.name)
 
-    def _run(self, x, seed, warm, max_iter, tol, warm_state) -> dict:
-        return cavi.run_fit(x, seed, warm, max_iter, tol, warm_state, kind="em",
-                            n_components=self.n_components, reg_covar=self.reg_covar)
+    def _hyper(self) -> tuple:
+        return (tf.constant(self.reg_covar, self.fit_dtype),)
 
     def _public_from_state(self, state):
         s = cavi.EMState(*state)

@@ -18,6 +18,7 @@ freedom nu (K,) and the upper-triangular factor U of nu * W, the expected precis
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -43,11 +44,11 @@ class EMState(NamedTuple):
 
 
 class VBPriors(NamedTuple):
-    weight_concentration: float
-    mean_precision: float
-    mean: tf.Tensor        # (d,)
-    dof: float
-    covariance: tf.Tensor  # (d, d), the inverse Wishart scale W0^{-1}
+    weight_concentration: tf.Tensor  # scalar
+    mean_precision: tf.Tensor        # scalar kappa0
+    mean: tf.Tensor                  # (d,)
+    dof: tf.Tensor                   # scalar nu0
+    covariance: tf.Tensor            # (d, d), the inverse Wishart scale W0^{-1}
 
 
 def expected_log_weights(a: tf.Tensor, b: tf.Tensor, dirichlet_process: bool) -> tf.Tensor:
@@ -142,19 +143,44 @@ def shift_means(state, shift: tf.Tensor):
     return state._replace(means=state.means + shift[None, :])
 
 
+class VBHyper(NamedTuple):
+    """The variational fit's settings as graph inputs (so one trace serves all models of
+    the same shape): scalar priors and ``reg_covar``, the given prior mean (d,) and
+    covariance (d, d), and whether to use the data's mean / covariance instead."""
+
+    weight_concentration: tf.Tensor
+    mean_precision: tf.Tensor
+    dof: tf.Tensor
+    reg_covar: tf.Tensor
+    mean: tf.Tensor
+    covariance: tf.Tensor
+    data_mean: tf.Tensor
+    data_covariance: tf.Tensor
+
+
+def vb_priors(xc: tf.Tensor, shift: tf.Tensor, h: VBHyper) -> VBPriors:
+    """Priors for centred data ``xc`` (its mean ``shift`` removed); scikit-learn's defaults
+    where ``h`` says so, the data covariance getting ``reg_covar`` on its diagonal."""
+    d = xc.shape[1]
+    n = tf.cast(tf.shape(xc)[0], xc.dtype)
+    data_cov = tf.matmul(xc, xc, transpose_a=True) / (n - 1.0) + h.reg_covar * tf.eye(d, dtype=xc.dtype)
+    return VBPriors(h.weight_concentration, h.mean_precision,
+                    tf.where(h.data_mean, tf.zeros_like(shift), h.mean - shift), h.dof,
+                    tf.where(h.data_covariance, data_cov, h.covariance))
+
+
 def run_fit(x: tf.Tensor, seed: tf.Tensor, warm: tf.Tensor, max_iter: tf.Tensor, tol: tf.Tensor,
-            warm_state, *, kind: str, n_components: int, reg_covar: float,
-            dirichlet_process: bool = True, priors_fn=None) -> dict:
+            warm_state, hyper, *, kind: str, n_components: int, dirichlet_process: bool = True) -> dict:
     """One complete fit (initialisation + iterations to convergence) as graph ops.
 
-    ``kind`` is "vb" or "em". The data are centred on their mean first, for accuracy
-    (the results are shifted back). When ``warm`` is true the iterations start from
-    ``warm_state`` (the previous fit), otherwise from an M step on k-means++/Lloyd hard
-    responsibilities seeded by ``seed``. Iterations stop once the per-sample lower
-    bound (VB) or mean log-likelihood (EM) changes by less than ``tol`` between two
-    iterations, or after ``max_iter`` iterations; the first iteration never counts as
-    converged. Returns the final state, the per-iteration history (n_iter,), n_iter,
-    converged and the final per-sample lower bound (-inf when max_iter is 0).
+    ``kind`` is "vb" (``hyper`` a ``VBHyper``) or "em" (``hyper`` = (reg_covar,)). The
+    data are centred on their mean first, for accuracy (results are shifted back). When
+    ``warm`` is true the iterations start from ``warm_state`` (the previous fit), else
+    from an M step on k-means++/Lloyd hard responsibilities seeded by ``seed``.
+    Iterations stop once the per-sample lower bound (VB) or mean log-likelihood (EM)
+    changes by less than ``tol`` between two iterations, or after ``max_iter``; the first
+    iteration never counts as converged. Returns the final state, the per-iteration
+    history (n_iter,), n_iter, converged and the final per-sample bound (-inf if none).
     """
     dt = x.dtype
     n = tf.cast(tf.shape(x)[0], dt)
@@ -162,15 +188,16 @@ def run_fit(x: tf.Tensor, seed: tf.Tensor, warm: tf.Tensor, max_iter: tf.Tensor,
     xc = x - shift[None, :]
     data = ops.make_data(xc, fast=dt == tf.float64)
     if kind == "vb":
-        priors = priors_fn(xc, shift)
-        m_step = lambda resp: vb_m_step(data, resp, priors, reg_covar, dirichlet_process)  # noqa: E731
+        hyper = VBHyper(*hyper)
+        priors = vb_priors(xc, shift, hyper)
+        m_step = lambda resp: vb_m_step(data, resp, priors, hyper.reg_covar, dirichlet_process)  # noqa: E731
 
         def step(state):
             log_resp = vb_e_step(data, state, dirichlet_process)
             new = m_step(tf.exp(log_resp))
             return new, vb_lower_bound(new, log_resp, dirichlet_process) / n
     else:
-        m_step = lambda resp: em_m_step(data, resp, reg_covar)  # noqa: E731
+        m_step = lambda resp: em_m_step(data, resp, hyper[0])  # noqa: E731
 
         def step(state):
             log_lik, log_resp = em_e_step(data, state)
@@ -192,3 +219,37 @@ def run_fit(x: tf.Tensor, seed: tf.Tensor, warm: tf.Tensor, max_iter: tf.Tensor,
         cond, body, (tf.constant(0), state0, -inf, tf.constant(False), hist))
     return {"state": shift_means(state, shift), "history": hist.stack(), "n_iter": n_iter,
             "converged": conv, "lower_bound": lb}
+
+
+def state_shapes(kind: str, k: int, d: int) -> dict:
+    """Field name -> shape of the posterior state of a "vb" or "em" fit."""
+    if kind == "vb":
+        return {"conc_a": [k], "conc_b": [k], "mean_precision": [k], "means": [k, d], "dof": [k],
+                "prec_chol": [k, d, d]}
+    return {"weights": [k], "means": [k, d], "prec_chol": [k, d, d]}
+
+
+@functools.lru_cache(maxsize=None)
+def fit_function(kind: str, n_components: int, dim: int, dtype_name: str, dirichlet_process: bool = True):
+    """The compiled fit for models of one shape: a ``tf.function`` with N left as None.
+
+    Cached per (kind, K, d, dtype, weight prior), so every model of that shape, and every
+    refit on a new sample size, reuses one trace. Arguments: x (N, d), seed (2,) int32,
+    warm (bool), max_iter (int32), tol, warm_state (tuple), hyper (tuple); see ``run_fit``.
+    """
+    dt = tf.as_dtype(dtype_name)
+    k, d = n_components, dim
+    spec = lambda shape, dtype=dt: tf.TensorSpec(shape, dtype)  # noqa: E731
+    state_type = VBState if kind == "vb" else EMState
+    state_spec = tuple(spec(s) for s in state_shapes(kind, k, d).values())
+    if kind == "vb":
+        hyper_spec = tuple([spec([])] * 4 + [spec([d]), spec([d, d]), spec([], tf.bool), spec([], tf.bool)])
+    else:
+        hyper_spec = (spec([]),)
+
+    def fit(x, seed, warm, max_iter, tol, warm_state, hyper):
+        return run_fit(x, seed, warm, max_iter, tol, state_type(*warm_state), hyper, kind=kind,
+                       n_components=k, dirichlet_process=dirichlet_process)
+
+    return tf.function(fit, input_signature=[spec([None, d]), spec([2], tf.int32), spec([], tf.bool),
+                                             spec([], tf.int32), spec([]), state_spec, hyper_spec])

@@ -41,6 +41,10 @@ def apply_if(condition: tf.Tensor, optimizer: keras.optimizers.Optimizer,
     pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
     if not pairs:
         return
+    from ladder_tf import distributed  # inside strategy.run: cond in cross-replica context
+    if distributed.in_replica_context_of_strategy():
+        distributed.apply_if_replicated(condition, optimizer, pairs)
+        return
 
     def apply() -> tf.Tensor:
         optimizer.apply_gradients(pairs)

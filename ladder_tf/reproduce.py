@@ -193,8 +193,13 @@ def read_eval(run_dir: str) -> dict[str, Any]:
     path = os.path.join(run_dir, EVAL_FILE)
     if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            values = json.load(fh)
+    except json.JSONDecodeError as err:
+        print(f"warning: ignoring {path}: not valid JSON ({err})", file=sys.stderr)
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 def _eval_keys(evals: Sequence[dict[str, Any]]) -> list[str]:

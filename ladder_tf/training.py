@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -17,9 +17,10 @@ import tf_keras as keras
 from tqdm.auto import tqdm
 
 from ladder_tf import config as config_lib
-from ladder_tf import figures
+from ladder_tf import distributed, figures
 from ladder_tf.config import Config
-from ladder_tf.data import ImageData, balanced_test_batch, eval_batches, train_batches
+from ladder_tf.data import (ImageData, balanced_test_batch, eval_batches, train_batches,
+                            warn_skipped_files)
 from ladder_tf.io_utils import read_jsonl, write_jsonl
 from ladder_tf.model import VAE
 from ladder_tf.optim import all_finite, apply_if, build_optimizer, exponential_lr, make_adam
@@ -28,6 +29,7 @@ from ladder_tf.priors.base import Prior
 
 EVAL_BATCH = 500
 TERM_KEYS = ("elbo", "reconstruction", "sigma_term", "entropy", "cross_entropy")
+STEP_RESTART_SCHEDULE = ((25, 0.5), (50, 0.2), (75, 0.1))  # (first epoch, lr factor)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -45,27 +47,59 @@ def build_model(cfg: Config) -> tuple[VAE, Prior]:
     return vae, prior
 
 
+def ae_learning_rate(cfg: Config, epoch: int) -> float:
+    """The data VAE's learning rate at ``epoch`` (from 1) for ``cfg.lr_schedule``.
+
+    'exponential': lr * decay^(e-1). 'step_restart' (the original's CelebA schedule): the base
+    is halved from epoch 25, a fifth from 50 and a tenth from 75, and the decay restarts at
+    each of those epochs: lr * factor * decay^(e - start).
+    """
+    if cfg.lr_schedule == "exponential":
+        return exponential_lr(cfg.learning_rate_ae, cfg.lr_decay_ae, epoch)
+    factor, start = 1.0, 1
+    for boundary, f in STEP_RESTART_SCHEDULE:
+        if epoch >= boundary:
+            factor, start = f, boundary
+    return exponential_lr(cfg.learning_rate_ae * factor, cfg.lr_decay_ae, epoch - start + 1)
+
+
 def make_checkpoint(vae: VAE, prior: Prior, **extra: Any) -> tf.train.Checkpoint:
     """The checkpoint layout shared by training, export and evaluation."""
     return tf.train.Checkpoint(vae=vae, prior=prior, **extra)
 
 
 class Trainer:
-    """Trains ``cfg.prior`` on ``data`` into ``run_dir``; resumes from its checkpoints."""
+    """Trains ``cfg.prior`` on ``data`` into ``run_dir``; resumes from its checkpoints.
 
-    def __init__(self, cfg: Config, data: ImageData, run_dir: str, show_progress: bool = True):
+    ``data``: an ImageData whose ``x_train``/``x_test`` are uint8 arrays (MNIST) or lazily
+    loaded image collections (``ladder_tf.data.celeba.ImageFiles``). ``strategy``: a
+    tf.distribute strategy (None: one device); variables and optimiser state are created
+    in its scope, each step runs per replica on its share of the global batch, and only
+    the chief writes ``run_dir`` (see ladder_tf.distributed).
+    """
+
+    def __init__(self, cfg: Config, data: ImageData, run_dir: str, show_progress: bool = True,
+                 strategy: tf.distribute.Strategy | None = None):
         self.cfg, self.data, self.run_dir = cfg, data, run_dir
-        self.show_progress = show_progress
-        os.makedirs(run_dir, exist_ok=True)
-        self.vae, self.prior = build_model(cfg)
-        self.opt_vae = make_adam(cfg, cfg.learning_rate_ae, "adam_vae")
-        self.opt_sigma = make_adam(cfg, cfg.learning_rate_sigma, "adam_sigma")
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.distributed = not distributed.is_default(strategy)
+        self.is_chief = distributed.is_chief(strategy)
+        self.out_dir = run_dir if self.is_chief else distributed.worker_scratch_dir(self.strategy)
+        self.show_progress = show_progress and self.is_chief
+        os.makedirs(self.out_dir, exist_ok=True)
+        replicas = self.strategy.num_replicas_in_sync
+        if cfg.batch_size % replicas:
+            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {replicas} replicas")
+        with self.strategy.scope():
+            self.vae, self.prior = build_model(cfg)
+            self.opt_vae = make_adam(cfg, cfg.learning_rate_ae, "adam_vae")
+            self.opt_sigma = make_adam(cfg, cfg.learning_rate_sigma, "adam_sigma")
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
         self.ckpt = make_checkpoint(self.vae, self.prior, opt_vae=self.opt_vae,
                                     opt_sigma=self.opt_sigma, step=self.step,
                                     epochs_done=self.epochs_done)
-        self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(run_dir, "checkpoints"),
+        self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.out_dir, "checkpoints"),
                                                   max_to_keep=cfg.max_to_keep)
         n_batches = len(data.x_train) // cfg.batch_size
         if n_batches < 1:
@@ -73,9 +107,10 @@ class Trainer:
                              f"{cfg.batch_size}; lower batch_size or use more images")
         self.steps_per_epoch = min(n_batches, cfg.steps_per_epoch or n_batches)
         self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
-        self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
-        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
-        self._train_step = tf.function(self._train_step_impl)
+        self.eval_batch = EVAL_BATCH if isinstance(data.x_train, np.ndarray) else cfg.batch_size
+        self.metrics_path = os.path.join(self.out_dir, "metrics.jsonl")
+        self.writer = tf.summary.create_file_writer(os.path.join(self.out_dir, "tensorboard"))
+        self._train_step = tf.function(self._distributed_step if self.distributed else self._train_step_impl)
         self._eval_step = tf.function(self._eval_step_impl)
 
     # -- steps ------------------------------------------------------------------------
@@ -85,10 +120,11 @@ class Trainer:
 
     def _train_step_impl(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         nets, sig = self._data_variables()
+        seed = distributed.replica_seed(seed)
         data_seed, prior_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         with tf.GradientTape() as tape:
             terms, z, mean, std = self.vae.elbo_terms(x, self.prior, data_seed, training=True)
-            loss = -tf.reduce_mean(terms["elbo"])
+            loss = tf.nn.compute_average_loss(-terms["elbo"])  # scaled to the global batch
         grads = tape.gradient(loss, nets + sig)
         finite = all_finite(loss, *grads)
         apply_if(finite, self.opt_vae, grads[:len(nets)], nets)
@@ -100,6 +136,11 @@ class Trainer:
         out["finite"] = finite
         return out
 
+    def _distributed_step(self, x, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One step on every replica (x: per-replica batches); metrics reduced over replicas."""
+        return distributed.reduce_metrics(self.strategy, self.strategy.run(self._train_step_impl,
+                                                                           args=(x, seed)))
+
     def _eval_step_impl(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         terms, _, _, _ = self.vae.elbo_terms(x, self.prior, seed, training=False)
         return {k: tf.reduce_sum(terms[k]) for k in TERM_KEYS}
@@ -110,7 +151,7 @@ class Trainer:
         n = min(n, len(self.data.x_train))
         idx = np.random.default_rng([self.cfg.seed, seed]).choice(len(self.data.x_train), n, replace=False)
         zs = [self._sample_z(x, tf.constant([seed, i], tf.int32))
-              for i, x in enumerate(eval_batches(self.data.x_train[np.sort(idx)], EVAL_BATCH))]
+              for i, x in enumerate(eval_batches(self.data.x_train[np.sort(idx)], self.eval_batch))]
         return tf.concat(zs, axis=0)
 
     @tf.function
@@ -120,26 +161,29 @@ class Trainer:
 
     def evaluate(self, epoch: int) -> dict[str, float]:
         """Mean per-image ELBO terms on the whole test split (one z sample per image)."""
-        sums = {k: 0.0 for k in TERM_KEYS}
-        for i, x in enumerate(eval_batches(self.data.x_test, EVAL_BATCH)):
+        sums, n = {k: 0.0 for k in TERM_KEYS}, 0
+        for i, x in enumerate(eval_batches(self.data.x_test, self.eval_batch)):
             out = self._eval_step(x, tf.constant([self.cfg.seed + 7919 * (i + 1), epoch], tf.int32))
+            n += int(x.shape[0])  # unreadable files of a lazily loaded split are skipped
             for k, v in out.items():
                 sums[k] += float(v)
-        return {f"test_{k}": v / len(self.data.x_test) for k, v in sums.items()}
+        return {f"test_{k}": v / max(n, 1) for k, v in sums.items()}
 
     def _begin_epoch(self, epoch: int) -> None:
         cfg = self.cfg
-        self.opt_vae.learning_rate = exponential_lr(cfg.learning_rate_ae, cfg.lr_decay_ae, epoch)
+        self.opt_vae.learning_rate = ae_learning_rate(cfg, epoch)
         self.opt_sigma.learning_rate = exponential_lr(cfg.learning_rate_sigma, cfg.lr_decay_sigma, epoch)
         self.prior.begin_epoch(epoch)
 
     def _restore(self) -> None:
         nets, sig = self.vae.network_variables, [self.vae.sigma]
-        build_optimizer(self.opt_vae, nets)
-        build_optimizer(self.opt_sigma, sig)
-        self.prior.build()
-        if self.manager.latest_checkpoint:
-            self.ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        with self.strategy.scope():
+            build_optimizer(self.opt_vae, nets)
+            build_optimizer(self.opt_sigma, sig)
+            self.prior.build()
+        latest = tf.train.latest_checkpoint(os.path.join(self.run_dir, "checkpoints"))  # the chief's
+        if latest:
+            self.ckpt.restore(latest).assert_existing_objects_matched()
             print(f"resuming from step {int(self.step)} (epoch {int(self.epochs_done)} done)", flush=True)
             rows = [r for r in read_jsonl(self.metrics_path) if r["epoch"] <= int(self.epochs_done)]
             write_jsonl(self.metrics_path, rows)
@@ -157,14 +201,37 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         """Train until ``num_epochs``; returns the metrics rows of every epoch."""
         cfg = self.cfg
-        config_lib.save(cfg, os.path.join(self.run_dir, "config.json"))
+        config_lib.save(cfg, os.path.join(self.out_dir, "config.json"))
         self._restore()
-        figures.save_image_grid(self.test_x, os.path.join(self.run_dir, "figures", "ground_truth.png"))
+        figures.save_image_grid(self.test_x, os.path.join(self.out_dir, "figures", "ground_truth.png"))
         start = int(self.epochs_done) + 1
-        for epoch in range(start, cfg.num_epochs + 1):
-            self._run_epoch(epoch)
-        self.writer.flush()
-        return read_jsonl(self.metrics_path)
+        try:
+            for epoch in range(start, cfg.num_epochs + 1):
+                self._run_epoch(epoch)
+            self.writer.flush()
+            return read_jsonl(self.metrics_path)
+        finally:
+            if not self.is_chief:
+                distributed.remove_scratch_dir(self.out_dir)
+
+    def _epoch_batches(self, epoch: int, skip: int, n: int) -> Iterable:
+        """``n`` training batches of ``epoch`` after the first ``skip`` (global batches).
+
+        With a strategy, each input pipeline builds only its replicas' shares of every
+        global batch (replica r gets rows r*b .. (r+1)*b - 1, b the per-replica batch).
+        """
+        cfg = self.cfg
+        if not self.distributed:
+            return train_batches(self.data.x_train, cfg.batch_size, cfg.seed, epoch, skip).take(n)
+        replicas = self.strategy.num_replicas_in_sync
+
+        def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+            local = replicas // ctx.num_input_pipelines
+            return train_batches(self.data.x_train, cfg.batch_size, cfg.seed, epoch, skip,
+                                 replicas=replicas, pipeline=ctx.input_pipeline_id,
+                                 pipelines=ctx.num_input_pipelines).take(n * local)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
 
     def _run_epoch(self, epoch: int) -> None:
         cfg, spe = self.cfg, self.steps_per_epoch
@@ -175,11 +242,11 @@ class Trainer:
                                f"{spe} steps per epoch; was steps_per_epoch or batch_size changed?")
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
-        batches = train_batches(self.data.x_train, cfg.batch_size, cfg.seed, epoch, done_in_epoch)
+        batches = self._epoch_batches(epoch, done_in_epoch, spe - done_in_epoch)
         bar = tqdm(total=spe, initial=done_in_epoch, desc=f"epoch {epoch}/{cfg.num_epochs}",
                    disable=not self.show_progress, mininterval=1.0, dynamic_ncols=True)
         n_new = 0
-        for x in batches.take(spe - done_in_epoch):
+        for x in batches:
             out = self._train_step(x, tf.stack([tf.constant(cfg.seed, tf.int64), self.step.read_value()]))
             if not bool(out.pop("finite")):
                 bar.close()
@@ -202,7 +269,12 @@ class Trainer:
         row.update({f"train_{k}": v / max(n_new, 1) for k, v in sums.items()})
         refit_t0 = time.perf_counter()
         row.update(self.prior.end_of_epoch(self.sample_training_z, epoch))
+        if self.distributed:  # every worker refits; all take the chief's result
+            distributed.broadcast_from_chief(self.strategy, [v for v in self.prior.variables
+                                                             if not v.trainable])
         row["refit_seconds"] = time.perf_counter() - refit_t0
+        if self.is_chief:
+            warn_skipped_files(self.data, epoch)
         row.update(self.evaluate(epoch))
         row.update({"sigma": float(tf.abs(self.vae.sigma)), "lr_ae": float(self.opt_vae.learning_rate),
                     "seconds_training": train_seconds, "epoch_seconds": time.perf_counter() - t0,
@@ -213,14 +285,14 @@ class Trainer:
 
     def _epoch_outputs(self, epoch: int, row: dict[str, Any]) -> None:
         """Figures, TensorBoard and the metrics line of one finished epoch."""
-        fig_dir = os.path.join(self.run_dir, "figures")
+        fig_dir = os.path.join(self.out_dir, "figures")
         recon = self.vae.reconstruct(tf.constant(self.test_x)).numpy()
         samples = self.vae.decode(self.prior.sample(100, seed=epoch)).numpy()
-        figures.save_image_grid(recon, figures.figure_path(self.run_dir, "reconstructions", epoch))
-        figures.save_image_grid(samples, figures.figure_path(self.run_dir, "samples", epoch), ncols=10)
+        figures.save_image_grid(recon, figures.figure_path(self.out_dir, "reconstructions", epoch))
+        figures.save_image_grid(samples, figures.figure_path(self.out_dir, "samples", epoch), ncols=10)
         z_mean = self.vae.encode(tf.constant(self.test_x))[0].numpy()
         self.prior.figures(fig_dir, epoch, z_mean, self.test_y)
-        self.prior.write_artifacts(self.run_dir, epoch)
+        self.prior.write_artifacts(self.out_dir, epoch)
         rows = read_jsonl(self.metrics_path) + [row]
         write_jsonl(self.metrics_path, rows)
         figures.plot_loss_curves(rows, os.path.join(fig_dir, "losses.png"))

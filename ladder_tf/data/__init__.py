@@ -1,5 +1,14 @@
-"""Input pipelines: in-memory uint8 images to float32 batches in [0, 1] via tf.data."""
+"""Input pipelines: images to float32 batches in [0, 1] via tf.data.
+
+Images are either in-memory uint8 arrays (MNIST, (N, H, W, C)) or lazily decoded image
+collections (``ladder_tf.data.celeba.ImageFiles``: JPEG folders or an on-disk cache, too
+large for memory). ``train_batches``, ``eval_batches`` and ``balanced_test_batch`` accept
+both, so the trainer does not care which it has.
+"""
 from __future__ import annotations
+
+import warnings
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -7,14 +16,22 @@ import tensorflow as tf
 from ladder_tf.data.mnist import DataNotFoundError, ImageData, load_mnist
 
 __all__ = ["DataNotFoundError", "ImageData", "load_dataset", "train_batches", "eval_batches",
-           "balanced_test_batch", "to_float"]
+           "balanced_test_batch", "to_float", "epoch_order", "warn_skipped_files"]
+SKIPPED_SHOWN = 5
 
 
 def load_dataset(name: str, data_dir: str | None = None, allow_download: bool = True,
-                 train_size: int = 0) -> ImageData:
-    """Load a data set by config ``exp_name``; ``train_size`` > 0 keeps the first N train images."""
+                 train_size: int = 0, **celeba_options: Any) -> ImageData:
+    """Load a data set by config ``exp_name``; ``train_size`` > 0 keeps the first N train images.
+
+    ``celeba_options`` (CelebA only) go to ``ladder_tf.data.celeba.load_celeba``: cfg,
+    cache_dir.
+    """
     if name.startswith("mnist"):
         data = load_mnist(name, data_dir, allow_download)
+    elif name == "celeba":
+        from ladder_tf.data.celeba import load_celeba
+        data = load_celeba(data_dir, **celeba_options)
     else:
         raise ValueError(f"dataset {name!r} has no loader in this version; "
                          "use mnist_digit or mnist_fashion")
@@ -28,25 +45,49 @@ def to_float(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32) / 255.0
 
 
-def train_batches(images: np.ndarray, batch_size: int, seed: int, epoch: int,
-                  skip_batches: int = 0) -> tf.data.Dataset:
+def epoch_order(n: int, batch_size: int, seed: int, epoch: int, skip_batches: int = 0,
+                replicas: int = 1, pipeline: int = 0, pipelines: int = 1) -> np.ndarray:
+    """Image indices of one epoch, one row per element of the input pipeline.
+
+    The global order is a permutation of ``range(n)`` that depends only on (seed, epoch),
+    cut into ``n // batch_size`` global batches, of which the first ``skip_batches`` are
+    dropped. With ``replicas`` > 1 every global batch is split into per-replica batches of
+    ``batch_size // replicas`` (replica r: rows r*b .. r*b + b - 1), and ``pipeline`` of
+    ``pipelines`` keeps the shares of its replicas (consecutive ids), in replica order.
+    Returns (rows, batch_size // replicas) int64.
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    n_batches = n // batch_size
+    order = order[skip_batches * batch_size: n_batches * batch_size].reshape(-1, batch_size)
+    per_replica, local = batch_size // replicas, replicas // pipelines
+    order = order[:, pipeline * local * per_replica: (pipeline + 1) * local * per_replica]
+    return order.reshape(-1, per_replica).astype(np.int64)
+
+
+def train_batches(images: Any, batch_size: int, seed: int, epoch: int, skip_batches: int = 0,
+                  replicas: int = 1, pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
     """One epoch of shuffled float batches; the order depends only on (seed, epoch).
 
     ``drop_remainder`` batching keeps every batch the same shape (no retracing);
-    ``skip_batches`` resumes an epoch that was interrupted after that many steps.
+    ``skip_batches`` resumes an epoch that was interrupted after that many steps; the
+    replica arguments split each global batch for a distribution strategy (``epoch_order``).
+    ``images``: a uint8 array or an ``ImageFiles`` collection.
     """
-    order = np.random.default_rng([seed, epoch]).permutation(len(images))
-    n_batches = len(images) // batch_size
-    order = order[skip_batches * batch_size: n_batches * batch_size]
-    ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
+    order = epoch_order(len(images), batch_size, seed, epoch, skip_batches, replicas, pipeline,
+                        pipelines)
+    if not isinstance(images, np.ndarray):
+        return images.train_dataset(order)
+    ds = tf.data.Dataset.from_tensor_slices(order)
     source = tf.constant(images)
     ds = ds.map(lambda idx: to_float(tf.gather(source, idx)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_batches(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
+def eval_batches(images: Any, batch_size: int) -> tf.data.Dataset:
     """All of ``images`` in order, float batches (the last one may be smaller)."""
+    if not isinstance(images, np.ndarray):
+        return images.batches(batch_size)
     ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
     return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -65,4 +106,20 @@ def balanced_test_batch(images: np.ndarray, labels: np.ndarray, size: int) -> tu
         count = base + (1 if rank < extra else 0)
         picks.append(np.flatnonzero(labels == c)[:count])
     idx = np.concatenate(picks)
-    return images[idx].astype(np.float32) / 255.0, labels[idx]
+    chosen = images[idx]
+    x = chosen.astype(np.float32) / 255.0 if isinstance(chosen, np.ndarray) else chosen.to_numpy()
+    return x, labels[idx]
+
+
+def warn_skipped_files(data: ImageData, epoch: int) -> list[str]:
+    """One warning naming how many unreadable files were skipped since the last call.
+
+    Only lazily loaded data sets skip files (``pop_skipped``); returns the skipped paths.
+    """
+    pop = getattr(data.x_train, "pop_skipped", None)
+    skipped = pop() if pop else []
+    if skipped:
+        shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (", ..." if len(skipped) > SKIPPED_SHOWN else "")
+        warnings.warn(f"epoch {epoch}: skipped {len(skipped)} unreadable or non-image "
+                      f"file{'s' if len(skipped) > 1 else ''}: {shown}", stacklevel=2)
+    return skipped

@@ -6,9 +6,10 @@ feature CNN), ``nll`` (log p(x)), ``report`` (JSON / Markdown tables). The comma
 is ``evaluate.py`` at the repository root.
 
 Everything here takes a model through the small ``EvalModel`` protocol below, never a
-run directory directly; ``load_model`` turns a path into one. To evaluate another kind
-of saved model (e.g. a SavedModel directory), add an adapter class with these members
-and a branch in ``load_model``.
+run directory directly; ``load_model`` turns a path into one: a training run
+(ladder_tf.runs.Run) or an exported SavedModel (ladder_tf.saved_model.SavedModelRun,
+which has no ``vae``/``prior`` and so supports FID only). Another kind of model needs an
+adapter class with these members and a branch in ``load_model``.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class ModelLoadError(RuntimeError):
 
 
 def load_model(path: str) -> EvalModel:
-    """A model from ``path``: a training run directory (config.json + checkpoints/).
+    """A model from ``path``: a SavedModel export (saved_model.pb) or a training run
+    directory (config.json + checkpoints/).
 
     Raises ladder_tf.runs.RunNotFoundError for a path that is not a run directory and
     ModelLoadError when its checkpoint cannot be restored.
@@ -52,12 +54,16 @@ def load_model(path: str) -> EvalModel:
     if not os.path.isdir(path):
         raise RunNotFoundError(f"{path}: no such run directory")
     try:
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            from ladder_tf.saved_model import load_saved_model
+
+            return load_saved_model(path)
         return load_run(path)
     except RunNotFoundError:
         raise
-    except (ValueError, KeyError, AssertionError, tf.errors.OpError) as err:
+    except (ValueError, KeyError, AssertionError, OSError, tf.errors.OpError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelLoadError(f"{path}: cannot restore its checkpoint ({first})") from err
+        raise ModelLoadError(f"{path}: cannot load the model ({first})") from err
 
 
 __all__ = ["EvalModel", "ModelLoadError", "load_model"]

@@ -2,7 +2,7 @@
 
 Inception weights need the network; this classifier is trained by the project itself on
 the data set's labelled training split, once, and cached under
-``<cache_root>/<dataset>/`` as ``classifier.weights.h5`` plus ``classifier.json`` (test
+``<cache_root>/<dataset>/`` as ``classifier_weights.h5`` (Keras HDF5) plus ``classifier.json`` (test
 accuracy, epochs, seconds). Both files are written atomically, the JSON last, so a
 folder with a JSON always holds complete weights.
 
@@ -23,13 +23,13 @@ import tf_keras as keras
 
 from ladder_tf.io_utils import atomic_path, atomic_write_text
 
-ARCH_VERSION = 1
+ARCH_VERSION = 2
 FEATURE_DIM = 128
 FILTERS = (16, 32, 64)
 DEFAULT_CACHE_ROOT = os.path.join("experiments", "_classifiers")
 TARGET_ACCURACY = {"mnist_digit": 0.99, "mnist_fashion": 0.90}
 DEFAULT_EPOCHS = {"mnist_digit": 4, "mnist_fashion": 6}
-WEIGHTS_FILE, INFO_FILE = "classifier.weights.h5", "classifier.json"
+WEIGHTS_FILE, INFO_FILE = "classifier_weights.h5", "classifier.json"
 
 
 def build_classifier(image_shape: tuple[int, int, int], n_classes: int = 10,
@@ -44,7 +44,7 @@ def build_classifier(image_shape: tuple[int, int, int], n_classes: int = 10,
     for i, filters in enumerate(FILTERS):
         h = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=init,
                                 name=f"conv{i}")(h)
-        h = keras.layers.BatchNormalization(name=f"bn{i}")(h)
+        h = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(h)
         h = keras.layers.ReLU(name=f"relu{i}")(h)
         h = keras.layers.MaxPool2D(name=f"pool{i}")(h)
     h = keras.layers.Flatten(name="flatten")(h)

@@ -123,7 +123,7 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] % (2 ** 31 - 1))
 
 
-def test_subset(n_test: int, n: int, seed: int, repeat: int) -> np.ndarray:
+def subset_indices(n_test: int, n: int, seed: int, repeat: int) -> np.ndarray:
     """Sorted indices of min(n, n_test) test images for repeat ``repeat``."""
     n = min(n, n_test)
     return np.sort(np.random.default_rng([seed, repeat, 17]).choice(n_test, n, replace=False))
@@ -161,7 +161,7 @@ def real_fids(extractor, x_test: np.ndarray, reference: GaussianStats, num_sampl
 
     out = []
     for r in range(repeats):
-        idx = test_subset(len(x_test), num_samples, seed, r)
+        idx = subset_indices(len(x_test), num_samples, seed, r)
         stats = accumulate_stats(extractor, array_batches(x_test[idx], extractor.batch_size), len(idx),
                                  f"real test {r + 1}/{repeats}", progress)
         out.append(fid(stats, reference))
@@ -193,7 +193,7 @@ def model_fids(model, extractor, x_test: np.ndarray, reference: GaussianStats, n
         stats = accumulate_stats(extractor, _generated(model, num_samples, bs, derive_seed(seed, r, 1)),
                                  num_samples, f"{name} generation {r + 1}/{repeats}", progress)
         gen.append(fid(stats, reference))
-        idx = test_subset(len(x_test), num_samples, seed, r)
+        idx = subset_indices(len(x_test), num_samples, seed, r)
         stats = accumulate_stats(extractor, _reconstructed(model, x_test[idx], bs), len(idx),
                                  f"{name} reconstruction {r + 1}/{repeats}", progress)
         rec.append(fid(stats, reference))

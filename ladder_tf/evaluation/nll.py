@@ -53,6 +53,29 @@ def importance_sampled_log_marginal(log_likelihood: Callable[[tf.Tensor], tf.Ten
     return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(n_samples, log_w.dtype))
 
 
+def latent_gaussian_log_prob_estimate(z: tf.Tensor, encode_t: Callable, decode_t: Callable,
+                                      scale: tf.Tensor, log_prob_t: Callable[[tf.Tensor], tf.Tensor],
+                                      n_samples: int, seed: int, chunk_size: int = 10) -> tf.Tensor:
+    """log p(z) of a prior VAE, p(z) = int N(z; decode_t(t), scale^2 I) p(t) dt, estimated by
+    importance sampling with q(t|z) = N(encode_t(z)): z (N, d_z) -> (N,).
+
+    A ready body for ``PriorVAEPrior.log_prob_estimate(z, n_samples, seed)``:
+    ``encode_t`` z -> (mean, std) (N, d_t); ``decode_t`` t (M, d_t) -> (M, d_z);
+    ``scale`` the inner sigma; ``log_prob_t`` (..., d_t) -> (...) the hyper prior.
+    """
+    z = tf.convert_to_tensor(z, tf.float32)
+    mean, std = encode_t(z)
+    q = tfd.MultivariateNormalDiag(mean, std)
+
+    def log_likelihood(t):  # (S, N, d_t) -> (S, N)
+        s, n = tf.shape(t)[0], tf.shape(t)[1]
+        z_mean = tf.reshape(decode_t(tf.reshape(t, [s * n, -1])), [s, n, -1])
+        return tfd.Independent(tfd.Normal(z_mean, scale), reinterpreted_batch_ndims=1).log_prob(z[None])
+
+    return importance_sampled_log_marginal(log_likelihood, lambda t, _: log_prob_t(t), q, n_samples,
+                                           tf.constant([seed % (2 ** 31 - 1), 104729], tf.int32), chunk_size)
+
+
 def laplace_log_likelihood(vae, x: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
     """log Laplace(x; decode(z), |sigma|) summed over pixels: x (B, H, W, C), z (S, B, d) -> (S, B)."""
     s, b = tf.shape(z)[0], tf.shape(z)[1]
@@ -93,7 +116,8 @@ def prior_log_density(prior, n_samples: int = 100, name: str = "") -> tuple[LogD
                                   "log-likelihood cannot be estimated")
 
     def estimated(z, seed):
-        int_seed = int(tf.reduce_sum(tf.cast(seed, tf.int64) * tf.constant([1, 7919], tf.int64)) % (2 ** 31 - 1))
+        a, b = (int(v) for v in np.asarray(seed).reshape(-1)[:2])
+        int_seed = (a + 7919 * b) % (2 ** 31 - 1)
         return _flat(lambda flat_z: estimate(flat_z, n_samples, int_seed))(z)
     return estimated, "estimated"
 

@@ -1,0 +1,265 @@
+"""Export a trained model as a self-contained TensorFlow SavedModel (GitHub issue 7).
+
+    python -m ladder_tf.export RUN_DIR [--out DIR] [--checkpoint PATH]
+
+The SavedModel needs neither this package nor its config to be used::
+
+    m = tf.saved_model.load(path)
+    m.signatures["sample"](n=tf.constant(16), seed=tf.constant(0))["images"]
+
+Signatures (float32 images (B, H, W, C) in [0, 1]; int32 scalars n and seed):
+
+- ``encode``      images -> {mean, std} of q(z|x), each (B, d_z)
+- ``decode``      z (B, d_z) -> {images}, the decoder's mean image
+- ``reconstruct`` images -> {images}, the decoded posterior mean
+- ``sample``      n, seed -> {images (n, H, W, C), z (n, d_z)} drawn from the trained prior;
+  the same draws as ``Run.generate(n, seed)`` in process (stateless RNG, seed pair [seed, 0])
+- ``log_prob_z``  z -> {log_prob} (B,), for priors with a tractable density (normal, gmm, vampprior)
+- prior-VAE priors (ladder, hierarchical) also: ``encode_t`` z -> {mean, std} of q(t|z);
+  ``decode_t`` t -> {z}, the mean of p(z|t); ``log_prob_t`` t -> {log_prob}, the hyper prior's
+  log-density (LaDDer: the accurate mixture once fitted, else the fast one, as for sampling).
+
+Assets: ``assets/config.json`` (the effective config) and ``assets/export_info.json``.
+
+The model is saved into a temporary directory beside ``--out`` and renamed into place, so an
+interrupted export never leaves a half-written model where a good one was.
+
+Graph-safe prior contract: export needs ``sample(n, seed)`` and the log-densities as pure
+tensor functions of tensor n and seed. ``graph_sample_fn``, ``t_log_prob_fn`` and
+``z_log_prob_fn`` give them for every registered prior; a prior can take over by defining
+``sample_graph(n, seed)`` / ``log_prob_t(t)`` itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from typing import Callable
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from ladder_tf import config as config_lib
+from ladder_tf.config import Config
+
+tfd = tfp.distributions
+
+CONFIG_ASSET = "config.json"
+INFO_ASSET = "export_info.json"
+FORMAT_VERSION = 1
+
+
+# -- graph-safe views of a prior -------------------------------------------------------
+def _seed_pair(seed: tf.Tensor) -> tf.Tensor:
+    """int32 scalar seed -> the stateless pair [seed, 0] that every prior's sample uses."""
+    return tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
+
+
+def has_t(prior) -> bool:
+    """True for the prior-VAE priors (a latent t under z)."""
+    from ladder_tf.priors.prior_vae import PriorVAEPrior
+
+    return isinstance(prior, PriorVAEPrior)
+
+
+def _hyper_mixture(prior):
+    """LaDDer's mixture used for sampling (accurate once fitted), chosen now, eagerly."""
+    return prior.display_mixture() if hasattr(prior, "display_mixture") else None
+
+
+def graph_sample_fn(prior) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """(n, seed) int32 tensors -> z (n, d_z): the draws of ``prior.sample(n, int(seed))``.
+
+    Usable inside ``tf.function``. The current priors build their seed with ``tf.constant``
+    (and LaDDer picks its mixture with a Python ``bool``), which cannot take a tensor, so
+    this reproduces their draws with the same stateless seed [seed, 0].
+    """
+    if hasattr(prior, "sample_graph"):
+        return prior.sample_graph
+    mixture = _hyper_mixture(prior)
+    if mixture is not None:  # LaDDer: t ~ mixture, z = mean of p(z|t)
+        return lambda n, seed: prior.decode(mixture.distribution().sample(n, seed=_seed_pair(seed)))
+    if hasattr(prior, "mixture"):  # GMM on z
+        return lambda n, seed: prior.mixture.distribution().sample(n, seed=_seed_pair(seed))
+    if hasattr(prior, "distribution"):  # VampPrior
+        return lambda n, seed: prior.distribution().sample(n, seed=_seed_pair(seed))
+    return lambda n, seed: prior.sample(n, tf.cast(seed, tf.int32))  # normal, hierarchical
+
+
+def t_log_prob_fn(prior) -> Callable[[tf.Tensor], tf.Tensor]:
+    """log p(t), (..., d_t) -> (...), of a prior-VAE prior's hyper prior (graph-safe)."""
+    if hasattr(prior, "log_prob_t"):
+        return prior.log_prob_t
+    mixture = _hyper_mixture(prior)
+    if mixture is not None:
+        return mixture.log_prob
+    standard = tfd.MultivariateNormalDiag(tf.zeros(prior.d_t))  # hierarchical: N(0, I)
+    return standard.log_prob
+
+
+def z_log_prob_fn(prior) -> Callable[[tf.Tensor], tf.Tensor] | None:
+    """log p(z), (..., d_z) -> (...), for priors with a tractable density, else None."""
+    if has_t(prior):
+        return None
+    try:
+        prior.log_prob(tf.zeros([1, prior.d_z]))
+    except NotImplementedError:
+        return None
+    return prior.log_prob
+
+
+# -- the exported module ---------------------------------------------------------------
+class ExportModule(tf.Module):
+    """The functions a user needs, over the trained variables only (no optimisers)."""
+
+    def __init__(self, vae, prior, cfg: Config, config_path: str, info_path: str):
+        super().__init__(name="ladder_export")
+        seen, tracked = set(), []
+        for v in list(vae.variables) + list(prior.variables):
+            if v.ref() not in seen:
+                seen.add(v.ref())
+                tracked.append(v)
+        self.model_variables = tracked
+        self.config_asset = tf.saved_model.Asset(config_path)
+        self.info_asset = tf.saved_model.Asset(info_path)
+        h, w, c = cfg.image_shape
+        images = tf.TensorSpec([None, h, w, c], tf.float32, name="images")
+        z = tf.TensorSpec([None, cfg.code_size], tf.float32, name="z")
+        scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
+        sample_z = graph_sample_fn(prior)
+
+        def encode(images):
+            mean, std = vae.encode(images)
+            return {"mean": mean, "std": std}
+
+        def sample(n, seed):
+            z_draw = sample_z(n, seed)
+            return {"images": vae.decode(z_draw), "z": z_draw}
+
+        fns = {
+            "encode": (encode, [images]),
+            "decode": (lambda z: {"images": vae.decode(z)}, [z]),
+            "reconstruct": (lambda images: {"images": vae.reconstruct(images)}, [images]),
+            "sample": (sample, [scalar("n"), scalar("seed")]),
+        }
+        log_prob_z = z_log_prob_fn(prior)
+        if log_prob_z is not None:
+            fns["log_prob_z"] = (lambda z: {"log_prob": log_prob_z(z)}, [z])
+        if has_t(prior):
+            t = tf.TensorSpec([None, prior.d_t], tf.float32, name="t")
+            log_prob_t = t_log_prob_fn(prior)
+
+            def encode_t(z):
+                mean, std = prior.encode(z)
+                return {"mean": mean, "std": std}
+
+            fns["encode_t"] = (encode_t, [z])
+            fns["decode_t"] = (lambda t: {"z": prior.decode(t)}, [t])
+            fns["log_prob_t"] = (lambda t: {"log_prob": log_prob_t(t)}, [t])
+        self.signature_names = sorted(fns)
+        for name, (fn, spec) in fns.items():
+            setattr(self, name, tf.function(fn, input_signature=spec))
+
+    def signatures(self) -> dict:
+        return {name: getattr(self, name).get_concrete_function() for name in self.signature_names}
+
+
+def _export_info(prior, cfg: Config, signatures: list[str], checkpoint: str | None) -> dict:
+    mixture = _hyper_mixture(prior)
+    hyper = None
+    if mixture is not None:
+        hyper = "accurate" if mixture is getattr(prior, "accurate", None) else "fast"
+    elif has_t(prior):
+        hyper = "standard_normal"
+    return {"format_version": FORMAT_VERSION, "prior": cfg.prior, "exp_name": cfg.exp_name,
+            "image_shape": list(cfg.image_shape), "code_size": cfg.code_size,
+            "representation_size": cfg.representation_size if has_t(prior) else None,
+            "hyper_prior": hyper, "signatures": signatures, "checkpoint": checkpoint,
+            "tensorflow": tf.__version__, "sample_seed": "stateless, seed pair [seed, 0]"}
+
+
+def _publish_permissions(root: str) -> None:
+    """Ordinary permissions (umask) for the tree that mkdtemp/mkstemp created private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for directory, _, files in os.walk(root):
+        os.chmod(directory, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o666 & ~umask)
+
+
+def _replace_dir(tmp: str, out_dir: str) -> None:
+    """Move the finished ``tmp`` to ``out_dir``; an existing model is only removed after."""
+    old = None
+    if os.path.lexists(out_dir):
+        old = tempfile.mkdtemp(dir=os.path.dirname(out_dir), prefix=".old-saved_model-")
+        os.rmdir(old)
+        os.rename(out_dir, old)
+    os.rename(tmp, out_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_run(vae, prior, cfg: Config, out_dir: str, checkpoint: str | None = None) -> str:
+    """Write the SavedModel of (vae, prior) to ``out_dir`` atomically; returns ``out_dir``.
+
+    Called by the Trainer at the end of ``fit`` and by the ``export`` CLI on a restored run.
+    """
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-saved_model-")
+    staging = tempfile.mkdtemp(prefix="ladder-export-assets-")
+    try:
+        config_path = os.path.join(staging, CONFIG_ASSET)
+        info_path = os.path.join(staging, INFO_ASSET)
+        config_lib.save(cfg, config_path)
+        open(info_path, "w").close()  # filled in once the signatures are known
+        module = ExportModule(vae, prior, cfg, config_path, info_path)
+        with open(info_path, "w", encoding="utf-8") as fh:
+            json.dump(_export_info(prior, cfg, module.signature_names, checkpoint), fh, indent=2)
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        _publish_permissions(tmp)
+        _replace_dir(tmp, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def export_checkpoint(run_dir: str, out_dir: str | None = None, checkpoint: str | None = None) -> str:
+    """Restore ``run_dir``'s latest (or the given) checkpoint and export it."""
+    from ladder_tf.runs import load_run
+
+    run = load_run(run_dir, checkpoint)
+    return export_run(run.vae, run.prior, run.config, out_dir or os.path.join(run_dir, "saved_model"),
+                      checkpoint=run.checkpoint)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ladder_tf.cli import fail, quiet_tensorflow
+    from ladder_tf.runs import RunNotFoundError
+
+    quiet_tensorflow()
+    p = argparse.ArgumentParser(description="Export a trained run as a TensorFlow SavedModel.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (config.json + checkpoints/)")
+    p.add_argument("--out", help="output directory (default: RUN_DIR/saved_model)")
+    p.add_argument("--checkpoint", help="checkpoint prefix (default: the latest of RUN_DIR)")
+    args = p.parse_args(argv)
+    try:
+        path = export_checkpoint(args.run_dir, args.out, args.checkpoint)
+    except RunNotFoundError as err:
+        fail(str(err))
+    with open(os.path.join(path, "assets", INFO_ASSET), encoding="utf-8") as fh:
+        info = json.load(fh)
+    print(f"exported {info['prior']} ({info['checkpoint']}) to {path}: signatures "
+          f"{', '.join(info['signatures'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

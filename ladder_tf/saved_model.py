@@ -1,0 +1,117 @@
+"""Use an exported SavedModel (ladder_tf.export) where a training run is expected.
+
+``load_saved_model(path)`` returns a :class:`SavedModelRun` with the surface of
+``ladder_tf.runs.Run`` that evaluation and interpolation use: ``name``, ``config`` (read from
+the ``assets/config.json`` asset), ``reconstruct(x)``, ``generate(n, seed)``, plus the
+exported encoders, decoders and log-densities. Everything runs through the SavedModel's
+signatures, so results equal those of the exported functions bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from ladder_tf import config as config_lib
+from ladder_tf.config import Config
+from ladder_tf.export import CONFIG_ASSET, INFO_ASSET
+
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def is_saved_model(path: str) -> bool:
+    """True when ``path`` is a SavedModel directory (holds saved_model.pb)."""
+    return os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
+
+
+class SavedModelRun:
+    """A loaded export. Images are float32 (B, H, W, C) in [0, 1]; outputs are tf.Tensors."""
+
+    def __init__(self, path: str, loaded, config: Config, info: dict):
+        self.path, self.loaded, self.config, self.info = path, loaded, config, info
+        self._signatures = loaded.signatures
+
+    @property
+    def name(self) -> str:
+        return self.config.prior
+
+    @property
+    def signature_names(self) -> list[str]:
+        return sorted(self._signatures.keys())
+
+    @property
+    def has_t(self) -> bool:
+        """True for the prior-VAE priors (encode_t, decode_t and log_prob_t exist)."""
+        return "encode_t" in self._signatures
+
+    def _call(self, name: str, **inputs) -> dict[str, tf.Tensor]:
+        if name not in self._signatures:
+            raise NotImplementedError(f"the {self.name} SavedModel at {self.path} has no '{name}' "
+                                      f"signature (it has {', '.join(self.signature_names)})")
+        return self._signatures[name](**inputs)
+
+    @staticmethod
+    def _float(x) -> tf.Tensor:
+        return tf.convert_to_tensor(np.asarray(x, np.float32) if not tf.is_tensor(x) else x, tf.float32)
+
+    # -- the Run surface --------------------------------------------------------------
+    def reconstruct(self, x) -> tf.Tensor:
+        """Images (B, H, W, C) -> decoded posterior means, same shape."""
+        return self._call("reconstruct", images=self._float(x))["images"]
+
+    def generate(self, n: int, seed: int) -> tf.Tensor:
+        """n images decoded from z ~ p(z); the same draws as ``Run.generate(n, seed)``."""
+        return self.sample(n, seed)["images"]
+
+    # -- the rest of the exported surface ----------------------------------------------
+    def sample(self, n: int, seed: int) -> dict[str, tf.Tensor]:
+        """{images (n, H, W, C), z (n, d_z)} from the trained prior."""
+        return self._call("sample", n=tf.constant(int(n), tf.int32), seed=tf.constant(int(seed), tf.int32))
+
+    def encode(self, x) -> tuple[tf.Tensor, tf.Tensor]:
+        """Images -> mean, std of q(z|x), each (B, d_z)."""
+        out = self._call("encode", images=self._float(x))
+        return out["mean"], out["std"]
+
+    def decode(self, z) -> tf.Tensor:
+        """z (B, d_z) -> mean images."""
+        return self._call("decode", z=self._float(z))["images"]
+
+    def encode_t(self, z) -> tuple[tf.Tensor, tf.Tensor]:
+        """z (B, d_z) -> mean, std of q(t|z), each (B, d_t) (prior-VAE priors)."""
+        out = self._call("encode_t", z=self._float(z))
+        return out["mean"], out["std"]
+
+    def decode_t(self, t) -> tf.Tensor:
+        """t (B, d_t) -> mean of p(z|t), (B, d_z) (prior-VAE priors)."""
+        return self._call("decode_t", t=self._float(t))["z"]
+
+    def log_prob_t(self, t) -> tf.Tensor:
+        """log p(t) of the hyper prior, (..., d_t) -> (...) (prior-VAE priors)."""
+        t = self._float(t)
+        flat = tf.reshape(t, [-1, t.shape[-1]])
+        return tf.reshape(self._call("log_prob_t", t=flat)["log_prob"], tf.shape(t)[:-1])
+
+    def log_prob_z(self, z) -> tf.Tensor:
+        """log p(z), (..., d_z) -> (...) (priors with a tractable density)."""
+        z = self._float(z)
+        flat = tf.reshape(z, [-1, z.shape[-1]])
+        return tf.reshape(self._call("log_prob_z", z=flat)["log_prob"], tf.shape(z)[:-1])
+
+
+def load_saved_model(path: str) -> SavedModelRun:
+    """Load an export of ``ladder_tf.export``; raises FileNotFoundError if ``path`` is not one."""
+    if not is_saved_model(path):
+        raise FileNotFoundError(f"{path} is not a SavedModel directory: it has no {SAVED_MODEL_FILE}")
+    config_path = os.path.join(path, "assets", CONFIG_ASSET)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{path} is a SavedModel but not a ladder_tf export: it has no "
+                                f"assets/{CONFIG_ASSET}")
+    info_path = os.path.join(path, "assets", INFO_ASSET)
+    info = {}
+    if os.path.isfile(info_path):
+        with open(info_path, encoding="utf-8") as fh:
+            info = json.load(fh)
+    return SavedModelRun(path, tf.saved_model.load(path), config_lib.load(config_path), info)

@@ -1,0 +1,158 @@
+"""evaluate.py end to end on a tiny trained run, and its one-line errors on bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ladder_tf.data.mnist import DEBIAN_FASHION_DIR
+from ladder_tf.evaluation.report import column_names, output_paths
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAVE_FASHION = os.path.isdir(DEBIAN_FASHION_DIR)
+
+
+def run_cli(*args, env=None):
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run([sys.executable, os.path.join(ROOT, "evaluate.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, env=full_env, timeout=300)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for f in fragments:
+        assert f in errors[0], errors[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A normal-prior run trained for 8 steps on 1,000 Fashion-MNIST images, plus a small
+    data folder (1,000 train / 300 test images) that evaluate.py reads with --data-dir."""
+    if not HAVE_FASHION:
+        pytest.skip(f"Fashion-MNIST not installed at {DEBIAN_FASHION_DIR} "
+                    "(apt package dataset-fashion-mnist)")
+    from ladder_tf.config import from_dict
+    from ladder_tf.data import ImageData, load_dataset
+    from ladder_tf.training import Trainer
+
+    root = tmp_path_factory.mktemp("evalcli")
+    full = load_dataset("mnist_fashion", allow_download=False)
+    small = ImageData(full.x_train[:1000], full.y_train[:1000], full.x_test[:300], full.y_test[:300], "small")
+    data_dir = root / "data"
+    data_dir.mkdir()
+    np.savez(data_dir / "fashion-mnist.npz", x_train=small.x_train, y_train=small.y_train,
+             x_test=small.x_test, y_test=small.y_test)
+    cfg = from_dict({"exp_name": "mnist_fashion", "prior": "normal", "code_size": 4,
+                     "num_hidden_units": 64, "batch_size": 64, "num_epochs": 1, "steps_per_epoch": 8,
+                     "test_batch_size": 20})
+    run_dir = root / "run"
+    Trainer(cfg, small, str(run_dir), show_progress=False).fit()
+    return {"root": root, "run": str(run_dir), "data": str(data_dir)}
+
+
+@pytest.mark.e2e
+def test_classifier_fid_and_nll_tables(tiny_run, capsys):
+    import evaluate
+
+    root = tiny_run["root"]
+    cache, out = str(root / "cache"), str(root / "out" / "res")
+    common = ["--features", "classifier", "--num-samples", "120", "--repeats", "2", "--data-dir",
+              tiny_run["data"], "--cache-dir", cache, "--no-progress", "--seed", "3"]
+    rc = evaluate.main([tiny_run["run"], *common, "--metrics", "fid,nll", "--nll-images", "6",
+                        "--nll-samples", "4", "--out", out])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    assert "training the mnist_fashion feature classifier" in printed
+    assert os.path.exists(os.path.join(cache, "_classifiers", "mnist_fashion", "classifier.json"))
+    result = json.load(open(out + ".json"))
+    md = open(out + ".md").read()
+    col = result["columns"][0]
+    assert col["column"] == "normal" and col["dataset"] == "mnist_fashion"
+    rows = col["fid"]
+    assert len(rows["generation"]["values"]) == 2
+    np.testing.assert_allclose(rows["difference"]["values"],
+                               np.subtract(rows["generation"]["values"], rows["reconstruction"]["values"]))
+    assert all(v > 0 for key in ("generation", "reconstruction", "real") for v in rows[key]["values"])
+    assert rows["real"]["mean"] < rows["generation"]["mean"]
+    assert result["fid"]["num_test"] == 120 and result["fid"]["reference_n"] == 1000
+    for label in ("Generation", "Reconstruction", "Difference", "Real image", "classifier-FID", "bits/dim"):
+        assert label in md and label in printed
+    nll = col["nll"]
+    assert nll["prior_density"] == "exact" and np.isfinite(nll["log_px_nats"]) and nll["n_images"] == 6
+
+    # a second call reuses the cached classifier and reference statistics; two runs, two columns
+    rc = evaluate.main([tiny_run["run"], tiny_run["run"], *common, "--out", out + "2.json"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "training the" not in printed
+    again = json.load(open(out + "2.json"))
+    assert [c["column"] for c in again["columns"]] == ["normal (run) #1", "normal (run) #2"]
+    assert again["columns"][0]["fid"]["generation"]["values"] == rows["generation"]["values"]
+    assert os.listdir(os.path.join(cache, "_fid_stats"))
+
+
+@pytest.mark.e2e
+def test_saved_model_export_as_input(tiny_run, capsys):
+    """An exported SavedModel evaluates like its run (same draws); log p(x) is unsupported."""
+    import evaluate
+    from ladder_tf.export import export_checkpoint
+
+    exported = export_checkpoint(tiny_run["run"], str(tiny_run["root"] / "export" / "saved_model"))
+    out = str(tiny_run["root"] / "out" / "sm")
+    rc = evaluate.main([exported, tiny_run["run"], "--features", "classifier", "--num-samples", "100",
+                        "--repeats", "1", "--metrics", "fid,nll", "--nll-images", "4", "--nll-samples", "2",
+                        "--data-dir", tiny_run["data"], "--cache-dir", str(tiny_run["root"] / "cache"),
+                        "--no-progress", "--out", out])
+    assert rc == 0
+    cols = json.load(open(out + ".json"))["columns"]
+    assert [c["column"] for c in cols] == ["normal (saved_model)", "normal (run)"]
+    for row in ("generation", "reconstruction"):
+        assert cols[0]["fid"][row]["mean"] == pytest.approx(cols[1]["fid"][row]["mean"], rel=1e-3)
+    assert "unsupported" in cols[0]["nll"] and "log_px_nats" in cols[1]["nll"]
+    assert "unsupported" in capsys.readouterr().out
+
+
+def test_unknown_run_dir_and_bad_flags(tmp_path):
+    assert_one_line_error(run_cli(str(tmp_path / "nope"), "--features", "classifier"),
+                          "no such run directory")
+    assert_one_line_error(run_cli(str(tmp_path), "--features", "classifier"), "no config.json")
+    assert_one_line_error(run_cli(str(tmp_path), "--metrics", "fid,bogus"), "--metrics")
+
+
+def main_error(args, capsys):
+    """evaluate.main in-process: it must exit 2 with one 'error:' line on stderr."""
+    import evaluate
+
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(args)
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    from ladder_tf.config import from_dict, save
+
+    save(from_dict({"prior": "normal"}), str(tmp_path / "config.json"))
+    assert "no checkpoint" in main_error([str(tmp_path), "--features", "classifier"], capsys)
+
+
+def test_missing_inception_weights(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    line = main_error([tiny_run["run"], "--features", "inception"], capsys)
+    assert "--inception-weights" in line and "--features classifier" in line
+    line = main_error([tiny_run["run"], "--inception-weights", str(tmp_path / "w.h5")], capsys)
+    assert "no such file" in line and "--features classifier" in line
+
+
+def test_column_names_and_output_paths():
+    assert column_names(["normal", "ladder"], ["a/n", "a/l"]) == ["normal", "ladder"]
+    assert column_names(["ladder", "ladder"], ["x/s1", "y/s2"]) == ["ladder (s1)", "ladder (s2)"]
+    assert output_paths("res.json") == ("res.json", "res.md")
+    assert output_paths("dir/res") == ("dir/res.json", "dir/res.md")
