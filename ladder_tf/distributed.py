@@ -128,8 +128,9 @@ def reduce_metrics(strategy: tf.distribute.Strategy, metrics: dict) -> dict:
     """Per-replica scalar metrics -> MEAN over replicas; boolean flags -> True iff all True."""
     out = {}
     for key, value in metrics.items():
-        if value.dtype == tf.bool:
-            bad = strategy.reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(value, tf.float32), axis=None)
+        if strategy.experimental_local_results(value)[0].dtype == tf.bool:
+            flags = strategy.run(lambda v: 1.0 - tf.cast(v, tf.float32), args=(value,))
+            bad = strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
             out[key] = tf.equal(bad, 0.0)
         else:
             out[key] = strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)

@@ -24,10 +24,8 @@ Assets: ``assets/config.json`` (the effective config) and ``assets/export_info.j
 The model is saved into a temporary directory beside ``--out`` and renamed into place, so an
 interrupted export never leaves a half-written model where a good one was.
 
-Graph-safe prior contract: export needs ``sample(n, seed)`` and the log-densities as pure
-tensor functions of tensor n and seed. ``graph_sample_fn``, ``t_log_prob_fn`` and
-``z_log_prob_fn`` give them for every registered prior; a prior can take over by defining
-``sample_graph(n, seed)`` / ``log_prob_t(t)`` itself.
+Every prior's ``sample(n, seed)`` (and a prior VAE's ``log_prob_t``) is graph-safe: it traces
+with tensor n and seed, so the exported ``sample`` draws what ``Run.generate`` draws.
 """
 from __future__ import annotations
 
@@ -39,64 +37,22 @@ import tempfile
 from typing import Callable
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
 
-tfd = tfp.distributions
 
 CONFIG_ASSET = "config.json"
 INFO_ASSET = "export_info.json"
 FORMAT_VERSION = 1
 
 
-# -- graph-safe views of a prior -------------------------------------------------------
-def _seed_pair(seed: tf.Tensor) -> tf.Tensor:
-    """int32 scalar seed -> the stateless pair [seed, 0] that every prior's sample uses."""
-    return tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
-
-
+# -- what a prior offers -------------------------------------------------------------------
 def has_t(prior) -> bool:
     """True for the prior-VAE priors (a latent t under z)."""
     from ladder_tf.priors.prior_vae import PriorVAEPrior
 
     return isinstance(prior, PriorVAEPrior)
-
-
-def _hyper_mixture(prior):
-    """LaDDer's mixture used for sampling (accurate once fitted), chosen now, eagerly."""
-    return prior.display_mixture() if hasattr(prior, "display_mixture") else None
-
-
-def graph_sample_fn(prior) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """(n, seed) int32 tensors -> z (n, d_z): the draws of ``prior.sample(n, int(seed))``.
-
-    Usable inside ``tf.function``. The current priors build their seed with ``tf.constant``
-    (and LaDDer picks its mixture with a Python ``bool``), which cannot take a tensor, so
-    this reproduces their draws with the same stateless seed [seed, 0].
-    """
-    if hasattr(prior, "sample_graph"):
-        return prior.sample_graph
-    mixture = _hyper_mixture(prior)
-    if mixture is not None:  # LaDDer: t ~ mixture, z = mean of p(z|t)
-        return lambda n, seed: prior.decode(mixture.distribution().sample(n, seed=_seed_pair(seed)))
-    if hasattr(prior, "mixture"):  # GMM on z
-        return lambda n, seed: prior.mixture.distribution().sample(n, seed=_seed_pair(seed))
-    if hasattr(prior, "distribution"):  # VampPrior
-        return lambda n, seed: prior.distribution().sample(n, seed=_seed_pair(seed))
-    return lambda n, seed: prior.sample(n, tf.cast(seed, tf.int32))  # normal, hierarchical
-
-
-def t_log_prob_fn(prior) -> Callable[[tf.Tensor], tf.Tensor]:
-    """log p(t), (..., d_t) -> (...), of a prior-VAE prior's hyper prior (graph-safe)."""
-    if hasattr(prior, "log_prob_t"):
-        return prior.log_prob_t
-    mixture = _hyper_mixture(prior)
-    if mixture is not None:
-        return mixture.log_prob
-    standard = tfd.MultivariateNormalDiag(tf.zeros(prior.d_t))  # hierarchical: N(0, I)
-    return standard.log_prob
 
 
 def z_log_prob_fn(prior) -> Callable[[tf.Tensor], tf.Tensor] | None:
@@ -128,7 +84,7 @@ class ExportModule(tf.Module):
         images = tf.TensorSpec([None, h, w, c], tf.float32, name="images")
         z = tf.TensorSpec([None, cfg.code_size], tf.float32, name="z")
         scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
-        sample_z = graph_sample_fn(prior)
+        sample_z = prior.sample
 
         def encode(images):
             mean, std = vae.encode(images)
@@ -149,7 +105,7 @@ class ExportModule(tf.Module):
             fns["log_prob_z"] = (lambda z: {"log_prob": log_prob_z(z)}, [z])
         if has_t(prior):
             t = tf.TensorSpec([None, prior.d_t], tf.float32, name="t")
-            log_prob_t = t_log_prob_fn(prior)
+            log_prob_t = prior.log_prob_t
 
             def encode_t(z):
                 mean, std = prior.encode(z)
@@ -167,12 +123,11 @@ class ExportModule(tf.Module):
 
 
 def _export_info(prior, cfg: Config, signatures: list[str], checkpoint: str | None) -> dict:
-    mixture = _hyper_mixture(prior)
     hyper = None
-    if mixture is not None:
-        hyper = "accurate" if mixture is getattr(prior, "accurate", None) else "fast"
-    elif has_t(prior):
-        hyper = "standard_normal"
+    if has_t(prior):
+        has_accurate = getattr(prior, "has_accurate", None)
+        hyper = ("standard_normal" if has_accurate is None
+                 else "accurate" if bool(has_accurate) else "fast")
     return {"format_version": FORMAT_VERSION, "prior": cfg.prior, "exp_name": cfg.exp_name,
             "image_shape": list(cfg.image_shape), "code_size": cfg.code_size,
             "representation_size": cfg.representation_size if has_t(prior) else None,

@@ -93,12 +93,12 @@ def sampled_t_mean(encode, encode_t, images: tf.Tensor, seed: int) -> tf.Tensor:
 
 def path_space_from_model(vae, prior) -> PathSpace:
     """The path space of an in-process (vae, prior), e.g. ``ladder_tf.runs.Run``."""
-    from ladder_tf.export import has_t, t_log_prob_fn, z_log_prob_fn
+    from ladder_tf.export import has_t, z_log_prob_fn
 
     if has_t(prior):
         return PathSpace("t", prior.d_t,
                          lambda x, seed: sampled_t_mean(vae.encode, prior.encode, x, seed),
-                         t_log_prob_fn(prior), lambda t: vae.decode(prior.decode(t)))
+                         prior.log_prob_t, lambda t: vae.decode(prior.decode(t)))
     log_prob = z_log_prob_fn(prior)
     if log_prob is None:
         raise NotImplementedError(f"{type(prior).__name__} has no log-density for the SLP")

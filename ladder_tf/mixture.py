@@ -127,9 +127,11 @@ class _Mixture(tf.Module):
     def fit(self, x) -> FitResult:
         """Fits the mixture to ``x`` (N, dim) and stores the result in the variables.
 
-        Runs ``n_init`` seeded restarts and keeps the best lower bound, or, with
-        ``warm_start`` after a first fit (also one restored from a checkpoint), one run
-        starting from the stored posterior. Raises ``ValueError`` for bad input.
+        Runs ``n_init`` seeded restarts (seeds (seed, 0), (seed, 1), ...: repeatable)
+        and keeps the best lower bound, or, with ``warm_start`` after a first fit (also
+        one restored from a checkpoint), one run starting from the stored posterior.
+        Stops when the per-sample objective changes by less than ``tol`` (never after
+        the first iteration) or after ``max_iter``. Raises ``ValueError`` for bad input.
         """
         start = time.perf_counter()
         arr = ops.validate_data(x, self.dim, self.n_components)
@@ -138,9 +140,13 @@ class _Mixture(tf.Module):
         fit_fn, hyper = self._fit_function(), self._hyper()
         best = None
         for i in range(1 if warm else self.n_init):
-            out = fit_fn(x_t, tf.constant([self.seed, i], tf.int32), tf.constant(warm),
-                         tf.constant(self.max_iter, tf.int32), tf.constant(self.tol, self.fit_dtype),
-                         tuple(v.read_value() for v in self._state), hyper)
+            try:
+                out = fit_fn(x_t, tf.constant([self.seed, i], tf.int32), tf.constant(warm),
+                             tf.constant(self.max_iter, tf.int32), tf.constant(self.tol, self.fit_dtype),
+                             tuple(v.read_value() for v in self._state), hyper)
+            except tf.errors.InvalidArgumentError as err:  # a failed Cholesky factorisation
+                raise FloatingPointError("The mixture fit lost positive definiteness; increase "
+                                         f"reg_covar (now {self.reg_covar}) or rescale the data.") from err
             if best is None or float(out["lower_bound"]) > float(best["lower_bound"]):
                 best = out
         if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in best["state"]):

@@ -26,8 +26,8 @@ sklearn_mixture = pytest.importorskip("sklearn.mixture")
 def blobs(seed: int, d: int, n_true: int, n: int, min_dist: float, n_test: int = 0):
     """Unit-variance Gaussian clusters whose centres are min_dist to 1.5 min_dist apart."""
     rng = np.random.default_rng(seed)
-    while True:
-        centres = rng.normal(size=(n_true, d)) * min_dist
+    while True:  # in d dims, pairwise distances of N(0, s^2 I) centres concentrate at s sqrt(2d)
+        centres = rng.normal(size=(n_true, d)) * 1.2 * min_dist / np.sqrt(2 * d)
         dist = np.linalg.norm(centres[:, None] - centres[None], axis=-1) + 1e9 * np.eye(n_true)
         if min_dist <= dist.min() <= 1.5 * min_dist:
             break
@@ -125,15 +125,18 @@ def test_recovers_components_and_means(d, n, min_dist):
 @pytest.mark.parametrize("prior,d", [("dirichlet_process", 2), ("dirichlet_distribution", 2),
                                      ("dirichlet_process", 8)])
 def test_heldout_loglik_matches_sklearn(prior, d):
-    """Same settings and stopping rule (sklearn's tol on the total bound = ours * N)."""
+    """Same settings and stopping rule (sklearn's tol on the total bound = ours * N).
+
+    K = 16 > 8 clusters, as in use (K = 50): with K = 8 both implementations land in a
+    worse local optimum for some seeds."""
     x, x_test = latent_like(4, d, 2000, 2000)
     tol = 1e-3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sk = sklearn_mixture.BayesianGaussianMixture(
-            n_components=8, covariance_type="full", weight_concentration_prior_type=prior,
+            n_components=16, covariance_type="full", weight_concentration_prior_type=prior,
             weight_concentration_prior=0.1, tol=tol, max_iter=1000, random_state=0).fit(x)
-    ours = BayesianGaussianMixture(8, d, weight_concentration_prior_type=prior, tol=tol / len(x), max_iter=1000)
+    ours = BayesianGaussianMixture(16, d, weight_concentration_prior_type=prior, tol=tol / len(x), max_iter=1000)
     ours.fit(x)
     ll_sk = plugin_loglik(sk.weights_, sk.means_, sk.covariances_, x_test)
     assert model_loglik(ours, x_test) >= ll_sk - 0.02
@@ -269,7 +272,8 @@ def test_log_prob_batched_in_graph_with_gradients(fitted_2d):
         with tf.GradientTape() as tape:
             tape.watch(t)
             lp = model.log_prob(t)
-        return lp, tape.gradient(tf.reduce_sum(lp), t)
+            total = tf.reduce_sum(lp)
+        return lp, tape.gradient(total, t)
 
     lp, grad = f(t)
     assert lp.shape == (4, 5) and grad.shape == (4, 5, 2)
@@ -329,7 +333,8 @@ def test_sample_and_active_views(fitted_2d, two_d):
     centres = two_d[0]
     s = model.sample(4000, seed=[3, 4]).numpy()
     assert s.shape == (4000, 2) and s.dtype == np.float32
-    assert np.abs(s.mean(0) - two_d[1].mean(0)).max() < 0.3
+    mean = model.weights.numpy() @ model.means.numpy()
+    assert np.all(np.abs(s.mean(0) - mean) < 4 * s.std(0) / np.sqrt(len(s)))
     npz = model.to_npz_dict()
     assert set(npz) == {"w_full", "m_full", "K_full", "w_active", "m_active", "K_active"}
     assert npz["w_full"].shape == (8,) and npz["K_full"].shape == (8, 2, 2)
@@ -344,7 +349,7 @@ def test_sample_and_active_views(fitted_2d, two_d):
 def test_reset_to_standard_normal(cls, jitter, fitted_2d):
     model = cls(8, 2, **({"covariance_jitter": jitter} if jitter else {}))
     x = tf.random.stateless_normal([50, 3, 2], seed=[5, 6])
-    expected = tfd.MultivariateNormalDiag(tf.zeros(2), tf.fill([2], np.sqrt(1.0 + jitter))).log_prob(x)
+    expected = tfd.MultivariateNormalDiag(tf.zeros(2), tf.fill([2], np.float32(np.sqrt(1.0 + jitter)))).log_prob(x)
     np.testing.assert_allclose(model.log_prob(x).numpy(), expected.numpy(), rtol=1e-5)
     model.fit(np.random.default_rng(0).normal(size=(100, 2)) + 5.0)
     model.reset_to_standard_normal()

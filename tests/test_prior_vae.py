@@ -237,7 +237,8 @@ def test_end_of_epoch_refits_the_hyper_prior_on_encoded_t():
 
     def sample_z(n, seed):
         calls.append((n, seed))
-        return tf.constant(pool[np.random.default_rng(seed).choice(len(pool), min(n, len(pool)), replace=False)])
+        idx = np.random.default_rng(seed).choice(len(pool), min(n, len(pool)), replace=False)
+        return tf.constant(pool[idx])
 
     fast0, acc0 = values(prior.fast.variables), values(prior.accurate.variables)
     np.testing.assert_allclose(reference_mixture(prior.fast).log_prob([[0.3, -0.2]]),
@@ -260,7 +261,8 @@ def test_end_of_epoch_refits_the_hyper_prior_on_encoded_t():
     metrics = prior.end_of_epoch(sample_z, 3)  # the last epoch: accurate fit too
     assert calls[1:] == [(200, 3), (300, 100_003 + 3)]
     assert bool(prior.has_accurate) and any(changed(acc0, prior.accurate.variables))
-    assert {"accurate_fit_active_components", "accurate_fit_iterations", "accurate_fit_seconds"} <= set(metrics)
+    assert {"accurate_fit_active_components", "accurate_fit_iterations",
+            "accurate_fit_seconds"} <= set(metrics)
     assert prior.display_mixture() is prior.accurate
 
 
@@ -289,9 +291,9 @@ def test_run_outputs_and_restored_samples(tmp_path, prior_name):
         np.testing.assert_allclose(npz[prefix + "w_full"], m.weights.numpy())
         np.testing.assert_allclose(npz[prefix + "m_full"], m.means.numpy())
         np.testing.assert_allclose(npz[prefix + "K_full"], m.covariances.numpy())
-        active = m.weights.numpy() >= 1e-2
-        np.testing.assert_allclose(npz[prefix + "w_active"], m.weights.numpy()[active] / m.weights.numpy()[active].sum(),
-                                   rtol=1e-5)
+        w = m.weights.numpy()
+        np.testing.assert_allclose(npz[prefix + "w_active"], w[w >= 1e-2] / w[w >= 1e-2].sum(), rtol=1e-5)
+        np.testing.assert_allclose(npz[prefix + "m_active"], m.means.numpy()[w >= 1e-2])
     assert "accurate_w_full" not in np.load(tmp_path / "mixture" / "mixture_e001.npz")
 
 

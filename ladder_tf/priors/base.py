@@ -26,6 +26,14 @@ from ladder_tf import elbo
 from ladder_tf.config import Config
 from ladder_tf.optim import all_finite, apply_if, build_optimizer, exponential_lr, make_adam
 
+def seed_pair(seed: int | tf.Tensor) -> tf.Tensor:
+    """An int (or int scalar tensor) seed -> the stateless pair [seed, 0] every sample uses.
+
+    Graph-safe, so ``prior.sample(n, seed)`` can be traced with tensor arguments (export).
+    """
+    return tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
+
+
 SampleZ = Callable[[int, int], tf.Tensor]  # (n, seed) -> z (n, d_z) of n training images
 
 

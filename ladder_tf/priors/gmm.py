@@ -30,7 +30,7 @@ from ladder_tf import elbo, figures
 from ladder_tf.config import Config
 from ladder_tf.io_utils import atomic_path
 from ladder_tf.mixture import GaussianMixtureEM
-from ladder_tf.priors.base import Prior, SampleZ
+from ladder_tf.priors.base import Prior, SampleZ, seed_pair
 
 
 class GMMPrior(Prior):
@@ -68,7 +68,7 @@ class GMMPrior(Prior):
                 "gmm_fit_seconds": result.seconds}
 
     def sample(self, n: int, seed: int) -> tf.Tensor:
-        return self.mixture.sample(n, seed=tf.constant([seed, 0], tf.int32))
+        return self.mixture.sample(n, seed=seed_pair(seed))
 
     def log_prob(self, z: tf.Tensor) -> tf.Tensor:
         """log p(z) (with the covariance jitter, as in the loss); (..., d_z) -> (...)."""

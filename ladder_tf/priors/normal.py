@@ -5,7 +5,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from ladder_tf import elbo
-from ladder_tf.priors.base import Prior
+from ladder_tf.priors.base import Prior, seed_pair
 
 tfd = tfp.distributions
 
@@ -17,7 +17,7 @@ class NormalPrior(Prior):
         return elbo.standard_normal_cross_entropy(mean, std), {}
 
     def sample(self, n: int, seed: int) -> tf.Tensor:
-        return tf.random.stateless_normal([n, self.d_z], seed=[seed, 0])
+        return tf.random.stateless_normal([n, self.d_z], seed=seed_pair(seed))
 
     def log_prob(self, z: tf.Tensor) -> tf.Tensor:
         return tfd.MultivariateNormalDiag(tf.zeros(self.d_z)).log_prob(z)

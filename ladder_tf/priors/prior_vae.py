@@ -35,7 +35,7 @@ from ladder_tf import elbo, figures
 from ladder_tf.config import Config
 from ladder_tf.io_utils import atomic_path
 from ladder_tf.networks.prior_vae import build_prior_decoder, build_prior_encoder
-from ladder_tf.priors.base import Prior, SampleZ
+from ladder_tf.priors.base import Prior, SampleZ, seed_pair
 
 tfd = tfp.distributions
 
@@ -105,7 +105,8 @@ class PriorVAEPrior(Prior):
         keep = tf.cast(std <= 1.0, std.dtype)
         return tf.where(self.use_mask, keep, tf.ones_like(keep))
 
-    def objective(self, z, mean, std, seed):
+    def objective(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
+                  seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """L'(z) per example (B,) and the batch means of its terms.
 
         ``seed`` [2] is split into the seed of the one t ~ q(t|z) used by the code
@@ -140,7 +141,18 @@ class PriorVAEPrior(Prior):
         """z = mean of p(z|t) for n draws t ~ p(t): (n, d_z)."""
         return self.decoder(self.sample_t(n, seed))
 
+    def log_prob_estimate(self, z: tf.Tensor, n_samples: int, seed: int) -> tf.Tensor:
+        """log p(z) = log int p(z|t) p(t) dt by importance sampling with q(t|z): (N, d_z) -> (N,)."""
+        from ladder_tf.evaluation.nll import latent_gaussian_log_prob_estimate
+
+        return latent_gaussian_log_prob_estimate(z, self.encode, self.decode, self.effective_inner_sigma(),
+                                                 self.log_prob_t, n_samples, seed)
+
     # -- the hyper prior (subclasses) ------------------------------------------------
+    def log_prob_t(self, t: tf.Tensor) -> tf.Tensor:
+        """log p(t), (..., d_t) -> (...)."""
+        raise NotImplementedError
+
     def t_cross_entropy(self, t_mean: tf.Tensor, t_std: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """E_q(t|z)[log p(t)], (B,)."""
         raise NotImplementedError
@@ -172,11 +184,15 @@ class HierarchicalPrior(PriorVAEPrior):
     def __init__(self, cfg: Config, vae=None, name: str | None = "hierarchical_prior"):
         super().__init__(cfg, vae, name=name)
 
-    def t_cross_entropy(self, t_mean, t_std, seed):
+    def t_cross_entropy(self, t_mean: tf.Tensor, t_std: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Analytic E_q(t|z)[log N(t; 0, I)], (B,)."""
         return elbo.standard_normal_cross_entropy(t_mean, t_std)
 
     def sample_t(self, n: int, seed: int) -> tf.Tensor:
-        return tf.random.stateless_normal([n, self.d_t], seed=[seed, 0])
+        return tf.random.stateless_normal([n, self.d_t], seed=seed_pair(seed))
+
+    def log_prob_t(self, t: tf.Tensor) -> tf.Tensor:
+        return tfd.MultivariateNormalDiag(tf.zeros(self.d_t)).log_prob(t)
 
     def hyper_prior_view(self) -> HyperPriorView:
         dist = tfd.MultivariateNormalDiag(tf.zeros(self.d_t))
@@ -214,13 +230,21 @@ class LadderPrior(PriorVAEPrior):
         """The accurate fit when one exists, else the fast fit (samples, figures, npz)."""
         return self.accurate if bool(self.has_accurate) else self.fast
 
-    def t_cross_entropy(self, t_mean, t_std, seed):
+    def t_cross_entropy(self, t_mean: tf.Tensor, t_std: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """Monte-Carlo E_q(t|z)[log p_xi(t)] under the fast fit, ``n_MC_samples`` draws."""
         return elbo.monte_carlo_cross_entropy(self.fast.log_prob, t_mean, t_std,
                                               self.cfg.n_MC_samples, seed)
 
     def sample_t(self, n: int, seed: int) -> tf.Tensor:
-        return self.display_mixture().sample(n, seed=tf.constant([seed, 0], tf.int32))
+        """t ~ the accurate fit once it exists, else the fast fit (graph-safe choice)."""
+        s = seed_pair(seed)
+        return tf.cond(self.has_accurate, lambda: self.accurate.sample(n, seed=s),
+                       lambda: self.fast.sample(n, seed=s))
+
+    def log_prob_t(self, t: tf.Tensor) -> tf.Tensor:
+        """log p_xi(t) under the mixture used for samples (the accurate fit once it exists)."""
+        return tf.cond(self.has_accurate, lambda: self.accurate.log_prob(t),
+                       lambda: self.fast.log_prob(t))
 
     def hyper_prior_view(self) -> HyperPriorView:
         mixture = self.display_mixture()

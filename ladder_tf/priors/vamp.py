@@ -20,7 +20,7 @@ import tensorflow_probability as tfp
 
 from ladder_tf import elbo, figures
 from ladder_tf.config import Config
-from ladder_tf.priors.base import Prior
+from ladder_tf.priors.base import Prior, seed_pair
 
 tfd = tfp.distributions
 
@@ -64,7 +64,7 @@ class VampPrior(Prior):
         return value, {}
 
     def sample(self, n: int, seed: int) -> tf.Tensor:
-        return self.distribution().sample(n, seed=tf.constant([seed, 0], tf.int32))
+        return self.distribution().sample(n, seed=seed_pair(seed))
 
     def log_prob(self, z: tf.Tensor) -> tf.Tensor:
         """log p(z) for z (..., d_z) -> (...)."""
