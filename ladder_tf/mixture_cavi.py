@@ -75,15 +75,15 @@ def _sum_over_dims(dof: tf.Tensor, d: int, fn) -> tf.Tensor:
     return tf.reduce_sum(fn(0.5 * (dof[:, None] - offsets[None, :])), axis=1)
 
 
-def vb_e_step(data: ops.Data, s: VBState, dirichlet_process: bool) -> tf.Tensor:
-    """Log responsibilities (N, K) under the current variational posterior."""
+def vb_e_step(data: ops.Data, s: VBState, dirichlet_process: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Responsibilities (N, K) under the current posterior, and sum_nk r log r."""
     d = s.means.shape[1]
     log_lambda = d * math.log(2.0) + _sum_over_dims(s.dof, d, tf.math.digamma)
     offset = (ops.log_det_chol(s.prec_chol) - 0.5 * d * (tf.math.log(s.dof) + ops.LOG_2PI)
               + 0.5 * (log_lambda - d / s.mean_precision)
               + expected_log_weights(s.conc_a, s.conc_b, dirichlet_process))
-    _, log_resp = ops.normalise_log_prob(ops.component_log_prob(data, s.means, s.prec_chol, offset))
-    return log_resp
+    _, resp, r_log_r = ops.normalise_log_prob(ops.component_log_prob(data, s.means, s.prec_chol, offset))
+    return resp, r_log_r
 
 
 def vb_m_step(data: ops.Data, resp: tf.Tensor, p: VBPriors, reg_covar: float,
@@ -107,8 +107,9 @@ def vb_m_step(data: ops.Data, resp: tf.Tensor, p: VBPriors, reg_covar: float,
     return VBState(a, b, kappa, means, dof, prec_chol)
 
 
-def vb_lower_bound(s: VBState, log_resp: tf.Tensor, dirichlet_process: bool) -> tf.Tensor:
-    """The (unnormalised) evidence lower bound, up to a constant fixed during a fit."""
+def vb_lower_bound(s: VBState, r_log_r: tf.Tensor, dirichlet_process: bool) -> tf.Tensor:
+    """The (unnormalised) evidence lower bound, up to a constant fixed during a fit, of
+    the posterior ``s`` and responsibilities r (``r_log_r`` = sum_nk r log r)."""
     d = s.means.shape[1]
     log_det = ops.log_det_chol(s.prec_chol) - 0.5 * d * tf.math.log(s.dof)
     log_wishart = -(s.dof * log_det + s.dof * d * 0.5 * math.log(2.0)
@@ -119,16 +120,16 @@ def vb_lower_bound(s: VBState, log_resp: tf.Tensor, dirichlet_process: bool) -> 
     else:
         log_norm_weight = (tf.math.lgamma(tf.reduce_sum(s.conc_a))
                            - tf.reduce_sum(tf.math.lgamma(s.conc_a)))
-    entropy = -tf.reduce_sum(tf.math.multiply_no_nan(log_resp, tf.exp(log_resp)))
-    return (entropy - tf.reduce_sum(log_wishart) - log_norm_weight
+    return (-r_log_r - tf.reduce_sum(log_wishart) - log_norm_weight
             - 0.5 * d * tf.reduce_sum(tf.math.log(s.mean_precision)))
 
 
 def em_e_step(data: ops.Data, s: EMState) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-sample log-likelihood (N,) and log responsibilities (N, K)."""
+    """Per-sample log-likelihood (N,) and responsibilities (N, K)."""
     d = s.means.shape[1]
     offset = ops.log_det_chol(s.prec_chol) - 0.5 * d * ops.LOG_2PI + tf.math.log(s.weights)
-    return ops.normalise_log_prob(ops.component_log_prob(data, s.means, s.prec_chol, offset))
+    log_lik, resp, _ = ops.normalise_log_prob(ops.component_log_prob(data, s.means, s.prec_chol, offset))
+    return log_lik, resp
 
 
 def em_m_step(data: ops.Data, resp: tf.Tensor, reg_covar: float) -> EMState:
@@ -193,15 +194,15 @@ def run_fit(x: tf.Tensor, seed: tf.Tensor, warm: tf.Tensor, max_iter: tf.Tensor,
         m_step = lambda resp: vb_m_step(data, resp, priors, hyper.reg_covar, dirichlet_process)  # noqa: E731
 
         def step(state):
-            log_resp = vb_e_step(data, state, dirichlet_process)
-            new = m_step(tf.exp(log_resp))
-            return new, vb_lower_bound(new, log_resp, dirichlet_process) / n
+            resp, r_log_r = vb_e_step(data, state, dirichlet_process)
+            new = m_step(resp)
+            return new, vb_lower_bound(new, r_log_r, dirichlet_process) / n
     else:
         m_step = lambda resp: em_m_step(data, resp, hyper[0])  # noqa: E731
 
         def step(state):
-            log_lik, log_resp = em_e_step(data, state)
-            return m_step(tf.exp(log_resp)), tf.reduce_mean(log_lik)
+            log_lik, resp = em_e_step(data, state)
+            return m_step(resp), tf.reduce_mean(log_lik)
 
     state0 = tf.cond(warm, lambda: shift_means(warm_state, -shift),
                      lambda: m_step(ops.kmeans_init_resp(xc, n_components, seed)))

@@ -73,10 +73,19 @@ def mahalanobis(x: tf.Tensor, means: tf.Tensor, prec_chol: tf.Tensor) -> tf.Tens
     return tf.reduce_sum(tf.square(y), axis=-1)
 
 
-def normalise_log_prob(weighted_log_prob: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-sample log normaliser (N,) and log responsibilities (N, K)."""
-    log_norm = tf.reduce_logsumexp(weighted_log_prob, axis=1)
-    return log_norm, weighted_log_prob - log_norm[:, None]
+def normalise_log_prob(weighted_log_prob: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per-sample log normaliser (N,), responsibilities (N, K) and sum_nk r log r.
+
+    One exp over the (N, K) matrix: r = exp(w - max) / sum, and, as every row of r sums
+    to 1, sum_nk r_nk log r_nk = sum_nk r_nk w_nk - sum_n log_norm_n.
+    """
+    top = tf.reduce_max(weighted_log_prob, axis=1, keepdims=True)
+    unnorm = tf.exp(weighted_log_prob - top)
+    total = tf.reduce_sum(unnorm, axis=1, keepdims=True)
+    resp = unnorm / total
+    log_norm = top[:, 0] + tf.math.log(total[:, 0])
+    r_log_r = tf.reduce_sum(resp * weighted_log_prob) - tf.reduce_sum(log_norm)
+    return log_norm, resp, r_log_r
 
 
 class Data(NamedTuple):
@@ -159,16 +168,16 @@ def _sq_dist(x: tf.Tensor, x_sq: tf.Tensor, centres: tf.Tensor) -> tf.Tensor:
     return tf.maximum(x_sq[:, None] - 2.0 * tf.matmul(x, centres, transpose_b=True) + c_sq[None, :], 0.0)
 
 
-def kmeans_init_resp(x: tf.Tensor, n_components: int, seed: tf.Tensor, max_lloyd: int = 100) -> tf.Tensor:
+def kmeans_init_resp(x: tf.Tensor, n_components: int, seed: tf.Tensor, max_lloyd: int = 30) -> tf.Tensor:
     """Hard responsibilities (N, K) from seeded greedy k-means++ followed by Lloyd steps.
 
     Seeding is the greedy k-means++ of Arthur and Vassilvitskii (as scikit-learn's
     ``kmeans_plusplus``): each new centre is the best of 2 + floor(log K) candidates drawn
     with probability proportional to the squared distance to the nearest centre so far,
     "best" meaning the lowest total potential. Stateless random ops make the result a
-    function of (data, seed) only. Lloyd iterations then run until no label changes (at
-    most ``max_lloyd``); an empty cluster keeps its centre. This mirrors scikit-learn's
-    default ``init_params='kmeans'`` for mixtures.
+    function of (data, seed) only. Lloyd iterations then run to scikit-learn's KMeans
+    tolerance (at most ``max_lloyd``); an empty cluster keeps its centre. This mirrors
+    scikit-learn's default ``init_params='kmeans'`` for mixtures.
     """
     dtype = x.dtype
     n = tf.shape(x)[0]
@@ -192,15 +201,22 @@ def kmeans_init_resp(x: tf.Tensor, n_components: int, seed: tf.Tensor, max_lloyd
     _, centres, _ = tf.while_loop(lambda c, *_: c < n_components, seed_body,
                                   (tf.constant(1), centres, closest))
 
-    def lloyd_body(i, centres, labels, _changed):
+    # scikit-learn's KMeans stopping rule: no label changes, or a total squared centre
+    # shift <= 1e-4 times the mean per-feature variance of the data.
+    shift_tol = 1e-4 * tf.reduce_mean(tf.math.reduce_variance(x, axis=0))
+
+    def lloyd_body(i, centres, labels, _go_on):
         new_labels = tf.argmin(_sq_dist(x, x_sq, centres), axis=1, output_type=tf.int32)
         one_hot = tf.one_hot(new_labels, n_components, dtype=dtype)
         counts = tf.reduce_sum(one_hot, axis=0)
         sums = tf.matmul(one_hot, x, transpose_a=True)
-        centres = tf.where(counts[:, None] > 0, sums / tf.maximum(counts, 1.0)[:, None], centres)
-        return i + 1, centres, new_labels, tf.reduce_any(tf.not_equal(new_labels, labels))
+        new = tf.where(counts[:, None] > 0, sums / tf.maximum(counts, 1.0)[:, None], centres)
+        go_on = tf.logical_and(tf.reduce_any(tf.not_equal(new_labels, labels)),
+                               tf.reduce_sum(tf.square(new - centres)) > shift_tol)
+        return i + 1, new, new_labels, go_on
 
     labels0 = tf.fill([n], tf.constant(-1, tf.int32))
-    _, _, labels, _ = tf.while_loop(lambda i, c, l, ch: tf.logical_and(i < max_lloyd, ch), lloyd_body,
-                                    (tf.constant(0), centres, labels0, tf.constant(True)))
+    _, centres, _, _ = tf.while_loop(lambda i, c, l, go_on: tf.logical_and(i < max_lloyd, go_on), lloyd_body,
+                                     (tf.constant(0), centres, labels0, tf.constant(True)))
+    labels = tf.argmin(_sq_dist(x, x_sq, centres), axis=1, output_type=tf.int32)
     return tf.one_hot(labels, n_components, dtype=dtype)
