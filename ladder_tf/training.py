@@ -94,8 +94,9 @@ class Trainer:
             self.vae, self.prior = build_model(cfg)
             self.opt_vae = make_adam(cfg, cfg.learning_rate_ae, "adam_vae")
             self.opt_sigma = make_adam(cfg, cfg.learning_rate_sigma, "adam_sigma")
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+        # host-side counters, outside the strategy: plain variables, identical on every worker
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
         self.ckpt = make_checkpoint(self.vae, self.prior, opt_vae=self.opt_vae,
                                     opt_sigma=self.opt_sigma, step=self.step,
                                     epochs_done=self.epochs_done)
@@ -276,7 +277,7 @@ class Trainer:
         if self.is_chief:
             warn_skipped_files(self.data, epoch)
         row.update(self.evaluate(epoch))
-        row.update({"sigma": float(tf.abs(self.vae.sigma)), "lr_ae": float(self.opt_vae.learning_rate),
+        row.update({"sigma": float(tf.abs(self.vae.sigma)), "lr_ae": ae_learning_rate(cfg, epoch),
                     "seconds_training": train_seconds, "epoch_seconds": time.perf_counter() - t0,
                     "images_per_second": n_new * cfg.batch_size / max(train_seconds, 1e-9)})
         self._epoch_outputs(epoch, row)
