@@ -40,8 +40,9 @@ class VAE(tf.Module):
 
         Returns (terms, z, mean, std); terms maps name -> (B,) tensor: ``reconstruction``
         -(1/sigma) sum|x - mu|, ``sigma_term`` -D log(2 sigma), ``entropy`` H[q(z|x)],
-        ``cross_entropy`` the prior term, ``elbo`` their sum; and ``sigma`` (scalar), the
-        effective (floored) scale.
+        ``cross_entropy`` the prior term, ``elbo`` their sum; ``sigma`` (scalar), the
+        effective (floored) scale; ``prior_own`` (B,), the prior's own objective term of
+        the fused step (see Prior.prior_terms); and the prior's scalar metrics.
         """
         z_seed, prior_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         mean, std = self.encode(x, training=training)
@@ -52,8 +53,10 @@ class VAE(tf.Module):
             "reconstruction": elbo.laplace_reconstruction(x, x_mean, sigma),
             "sigma_term": tf.fill(tf.shape(mean)[:1], elbo.laplace_normaliser(sigma, self.num_values)),
             "entropy": elbo.gaussian_entropy(std),
-            "cross_entropy": prior.elbo_cross_entropy(z, mean, std, prior_seed),
         }
+        terms["cross_entropy"], own, prior_metrics = prior.prior_terms(z, mean, std, prior_seed)
         terms["elbo"] = tf.add_n(list(terms.values()))
         terms["sigma"] = sigma
+        terms["prior_own"] = own
+        terms.update(prior_metrics)
         return terms, z, mean, std

@@ -119,21 +119,41 @@ class Trainer:
         nets = self.vae.network_variables if self.cfg.TRAIN_VAE else []
         return nets, ([self.vae.sigma] if self.cfg.TRAIN_sigma else [])
 
+    def fused_gradients(self, x: tf.Tensor, seed: tf.Tensor):
+        """Algorithm 1's two gradient blocks from one forward and one backward pass.
+
+        The data VAE and sigma descend -ELBO with the prior fixed; the prior's own variables
+        descend -objective with the data VAE fixed. Both gradients are taken at the same
+        point (neither block's update changes the other's inputs), so one tape gives both:
+        the prior's gradient comes through the ELBO's prior term, or, while the ELBO still
+        uses N(0, I), through ``prior_own`` on held inputs (Prior.prior_terms).
+
+        Returns (terms, (loss, prior_loss), data_grads, prior_grads per optimiser group).
+        """
+        nets, sig = self._data_variables()
+        prior_groups = self.prior.variable_groups()
+        prior_vars = [v for vs in prior_groups for v in vs]
+        with tf.GradientTape() as tape:
+            terms, _, _, _ = self.vae.elbo_terms(x, self.prior, seed, training=True)
+            own = terms.pop("prior_own")
+            loss = tf.nn.compute_average_loss(-terms["elbo"])  # scaled to the global batch
+            prior_loss = tf.nn.compute_average_loss(-own)
+            total = loss + prior_loss
+        grads = tape.gradient(total, nets + sig + prior_vars)
+        data_grads, rest, grouped = grads[:len(nets) + len(sig)], grads[len(nets) + len(sig):], []
+        for vs in prior_groups:
+            grouped.append(rest[:len(vs)])
+            rest = rest[len(vs):]
+        return terms, (loss, prior_loss), data_grads, grouped
+
     def _train_step_impl(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         nets, sig = self._data_variables()
-        seed = distributed.replica_seed(seed)
-        data_seed, prior_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        with tf.GradientTape() as tape:
-            terms, z, mean, std = self.vae.elbo_terms(x, self.prior, data_seed, training=True)
-            loss = tf.nn.compute_average_loss(-terms["elbo"])  # scaled to the global batch
-        grads = tape.gradient(loss, nets + sig)
-        finite = all_finite(loss, *grads)
-        apply_if(finite, self.opt_vae, grads[:len(nets)], nets)
-        apply_if(finite, self.opt_sigma, grads[len(nets):], sig)
+        terms, losses, data_grads, prior_grads = self.fused_gradients(x, distributed.replica_seed(seed))
+        finite = all_finite(*losses, *data_grads, *[g for gs in prior_grads for g in gs])
+        apply_if(finite, self.opt_vae, data_grads[:len(nets)], nets)
+        apply_if(finite, self.opt_sigma, data_grads[len(nets):], sig)
+        self.prior.apply_gradients(prior_grads, finite)
         out = {k: tf.reduce_mean(v) for k, v in terms.items()}
-        prior_metrics = self.prior.train_step(z, mean, std, prior_seed)
-        finite = finite & prior_metrics.pop("prior_finite", True)
-        out.update(prior_metrics)
         out["finite"] = finite
         return out
 

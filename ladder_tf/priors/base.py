@@ -3,10 +3,13 @@
 The training loop only ever calls these methods, so adding a prior never touches it:
 
 - ``begin_epoch(epoch)``: schedules (standard-normal pre-training, learning rates, masks);
-- ``elbo_cross_entropy(z, mean, std, seed)``: E_q[log p(z)] (or its lower bound) per
-  example, used inside the data VAE's objective and differentiable w.r.t. the encoder;
-- ``train_step(z, mean, std, seed)``: the prior's own gradient update with the data VAE
-  held fixed (a no-op for priors without trainable parameters);
+- ``prior_terms(z, mean, std, seed)``: one forward pass serving both blocks of Algorithm 1:
+  the prior term of the data ELBO (E_q[log p(z)] or its lower bound, differentiable w.r.t.
+  the encoder) and the prior's own objective for its own variables;
+- ``variable_groups()`` / ``apply_gradients(grads, finite)``: the prior's own update
+  (its optimisers, schedules and the non-finite guard), from gradients the trainer takes
+  in the same backward pass as the data VAE's; ``train_step`` is the same update as a
+  standalone step with the data VAE held fixed;
 - ``end_of_epoch(sample_z, epoch)``: refits (mixture CAVI / EM), given a function that
   draws z for n training images;
 - ``sample(n, seed)``: z for generation; ``log_prob(z)`` where it exists;
@@ -53,9 +56,22 @@ class Prior(tf.Module):
     ``uses_pretraining``: when True, epochs ``<= sg_pretraining`` put the standard normal
     in the data ELBO, and the prior's own step runs from epoch ``sg_pretraining`` on (the
     original's schedule: the prior gets one epoch of training before the data VAE sees it).
+
+    ``trains_while_pretraining``: True when the prior's own objective is not the data ELBO
+    (the prior VAE's L'(z)), so it has something to learn while the ELBO still uses N(0, I);
+    False when its variables ascend the ELBO itself (VampPrior's pseudo-inputs), whose
+    prior term does not depend on them during pre-training.
+
+    Contract of the fused step: the prior's own variables ascend the same ``objective``
+    that enters the data ELBO, so outside pre-training their gradient comes from the data
+    VAE's loss itself, and ``objective`` never depends on the data VAE's variables in a way
+    the prior should train (it receives z, mean, std; VampPrior's encoder use is part of
+    the data ELBO, as in the original).
     """
 
     uses_pretraining = False
+    trains_while_pretraining = False
+
 
     def __init__(self, cfg: Config, vae=None, name: str | None = None):
         super().__init__(name=name)
@@ -93,34 +109,64 @@ class Prior(tf.Module):
         """(E_q[log p(z)] or its lower bound per example (B,), dict of scalar metrics)."""
         raise NotImplementedError
 
+    def prior_terms(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
+                    seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+        """One evaluation of ``objective`` for both updates: (elbo_term, own_term, metrics).
+
+        elbo_term (B,): the prior term of the data ELBO (N(0, I) cross-entropy while
+        pre-training). own_term (B,): what the prior's own variables additionally ascend,
+        computed on held (stop-gradient) z, mean, std so it never moves the data VAE: the
+        objective while pre-training for priors that train then, zeros otherwise (outside
+        pre-training the prior's gradient already comes through elbo_term).
+        """
+        if not self.uses_pretraining:
+            value, metrics = self.objective(z, mean, std, seed)
+            return value, tf.zeros_like(value), {**metrics, "prior_objective": tf.reduce_mean(value)}
+        pre = self.pretraining
+        inputs = (z, mean, std)
+        if self.trains_while_pretraining:
+            held = tf.cast(pre, z.dtype)
+            inputs = tuple(held * tf.stop_gradient(t) + (1.0 - held) * t for t in inputs)
+        value, metrics = self.objective(*inputs, seed)
+        metrics = {**metrics, "prior_objective": tf.reduce_mean(value)}
+        elbo_term = tf.where(pre, elbo.standard_normal_cross_entropy(mean, std), value)
+        own = tf.where(pre, value, tf.zeros_like(value)) if self.trains_while_pretraining \
+            else tf.zeros_like(value)
+        return elbo_term, own, metrics
+
     def elbo_cross_entropy(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
                            seed: tf.Tensor) -> tf.Tensor:
         """The prior term of the data ELBO, (B,): standard normal while pre-training."""
-        if not self.uses_pretraining:
-            return self.objective(z, mean, std, seed)[0]
-        return tf.cond(self.pretraining,
-                       lambda: elbo.standard_normal_cross_entropy(mean, std),
-                       lambda: self.objective(z, mean, std, seed)[0])
+        return self.prior_terms(z, mean, std, seed)[0]
+
+    def variable_groups(self) -> list[list[tf.Variable]]:
+        """The variables of each optimiser group, in registration order."""
+        return [g.variables() for g in self._groups]
+
+    def apply_gradients(self, grads: list[list[tf.Tensor]], finite: tf.Tensor) -> None:
+        """Apply per-group gradients (of the loss to minimise) when active and ``finite``."""
+        for group, gs, vs in zip(self._groups, grads, self.variable_groups()):
+            apply_if(self.active & finite, group.optimizer, gs, vs)
 
     def train_step(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
                    seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One gradient step of every optimiser group on -mean(objective), inputs fixed.
+        """A standalone step of every optimiser group on -objective, z, mean, std fixed.
 
-        Returns the objective's metrics and ``prior_finite`` (False when the step was
-        skipped because the loss or a gradient was not finite).
+        The trainer does the same update fused with the data VAE's step; this is the same
+        block-coordinate update for callers that hold a z batch. Returns the objective's
+        metrics and ``prior_finite`` (False when a non-finite step was skipped).
         """
         if not self._groups:
             return {}
         z, mean, std = (tf.stop_gradient(t) for t in (z, mean, std))
-        variables = [g.variables() for g in self._groups]
+        variables = self.variable_groups()
         with tf.GradientTape() as tape:
             value, metrics = self.objective(z, mean, std, seed)
-            loss = -tf.reduce_mean(value)
+            loss = tf.nn.compute_average_loss(-value)  # the global batch's mean under a strategy
         grads = tape.gradient(loss, variables)
         finite = all_finite(loss, *[g for gs in grads for g in gs])
-        for group, gs, vs in zip(self._groups, grads, variables):
-            apply_if(self.active & finite, group.optimizer, gs, vs)
-        return {**metrics, "prior_objective": -loss, "prior_finite": finite}
+        self.apply_gradients(grads, finite)
+        return {**metrics, "prior_objective": tf.reduce_mean(value), "prior_finite": finite}
 
     def end_of_epoch(self, sample_z: SampleZ, epoch: int) -> dict[str, float]:
         """Per-epoch refit; returns metrics for metrics.jsonl."""

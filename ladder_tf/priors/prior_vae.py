@@ -55,6 +55,7 @@ class PriorVAEPrior(Prior):
     """
 
     uses_pretraining = True
+    trains_while_pretraining = True
     uses_mask = False
 
     def __init__(self, cfg: Config, vae=None, name: str | None = None):
