@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training {cfg.prior} prior on celeba ({len(data.x_train)} train / {len(data.x_test)} "
               f"test images from {data.source}) into {run_dir}; {distributed.describe(strategy)}")
     try:
-        trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress, strategy=strategy)
+        trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress, strategy=strategy,
+                          export_at_end=not args.no_export)
         rows = trainer.fit()
-    except ValueError as err:
+    except ConfigError as err:
         fail(str(err))
     except TrainingDivergedError as err:
         fail(str(err), status=1)

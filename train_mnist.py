@@ -33,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} images from "
           f"{data.source}) into {run_dir}")
     try:
-        trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress)
+        trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress,
+                          export_at_end=not args.no_export)
         rows = trainer.fit()
-    except ValueError as err:
+    except ConfigError as err:
         fail(str(err))
     except TrainingDivergedError as err:
         fail(str(err), status=1)

@@ -33,6 +33,8 @@ def training_parser(description: str, datasets: Sequence[str]) -> argparse.Argum
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-export", action="store_true",
+                   help="do not write RUN_DIR/saved_model at the end of training")
     p.add_argument("--no-download", action="store_true",
                    help="never try a TensorFlow Datasets download")
     return p

@@ -36,7 +36,11 @@ def effective_sigma(sigma: tf.Variable, x: tf.Tensor, x_mean: tf.Tensor, floor: 
     """
     s = tf.abs(sigma)
     if floor:
-        s = tf.maximum(s, tf.reduce_mean(tf.abs(x - x_mean)))
+        error = tf.reduce_mean(tf.abs(x - x_mean))
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:  # the global batch's error
+            error = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, error)
+        s = tf.maximum(s, error)
     return s
 
 

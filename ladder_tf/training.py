@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ladder_tf import config as config_lib
 from ladder_tf import distributed, figures
-from ladder_tf.config import Config
+from ladder_tf.config import Config, ConfigError
 from ladder_tf.data import (ImageData, balanced_test_batch, eval_batches, train_batches,
                             warn_skipped_files)
 from ladder_tf.io_utils import read_jsonl, write_jsonl
@@ -79,8 +79,9 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, data: ImageData, run_dir: str, show_progress: bool = True,
-                 strategy: tf.distribute.Strategy | None = None):
+                 strategy: tf.distribute.Strategy | None = None, export_at_end: bool = False):
         self.cfg, self.data, self.run_dir = cfg, data, run_dir
+        self.export_at_end = export_at_end
         self.strategy = strategy or tf.distribute.get_strategy()
         self.distributed = not distributed.is_default(strategy)
         self.is_chief = distributed.is_chief(strategy)
@@ -89,7 +90,7 @@ class Trainer:
         os.makedirs(self.out_dir, exist_ok=True)
         replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
-            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {replicas} replicas")
+            raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {replicas} replicas")
         with self.strategy.scope():
             self.vae, self.prior = build_model(cfg)
             self.opt_vae = make_adam(cfg, cfg.learning_rate_ae, "adam_vae")
@@ -104,7 +105,7 @@ class Trainer:
                                                   max_to_keep=cfg.max_to_keep)
         n_batches = len(data.x_train) // cfg.batch_size
         if n_batches < 1:
-            raise ValueError(f"{len(data.x_train)} training images are fewer than one batch of "
+            raise ConfigError(f"{len(data.x_train)} training images are fewer than one batch of "
                              f"{cfg.batch_size}; lower batch_size or use more images")
         self.steps_per_epoch = min(n_batches, cfg.steps_per_epoch or n_batches)
         self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
@@ -230,6 +231,11 @@ class Trainer:
             for epoch in range(start, cfg.num_epochs + 1):
                 self._run_epoch(epoch)
             self.writer.flush()
+            saved_model = os.path.join(self.out_dir, "saved_model")
+            if self.export_at_end and self.is_chief and (start <= cfg.num_epochs or not os.path.isdir(saved_model)):
+                from ladder_tf.export import export_run
+
+                export_run(self.vae, self.prior, cfg, saved_model, checkpoint=self.manager.latest_checkpoint)
             return read_jsonl(self.metrics_path)
         finally:
             if not self.is_chief:

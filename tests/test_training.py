@@ -133,6 +133,7 @@ def test_cli_end_to_end_on_real_fashion_mnist(tmp_path):
     assert cfg["train_size"] == 512 and cfg["prior"] == "normal"
     assert tf.train.latest_checkpoint(str(out / "checkpoints"))
     assert (out / "figures" / "samples_e003.png").exists()
+    assert (out / "saved_model" / "saved_model.pb").exists()
 
 
 @pytest.mark.e2e
