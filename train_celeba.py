@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from ladder_tf.cli import (ConfigError, add_distribution_flags, config_from_args, default_run_dir,
-                           fail, quiet_tensorflow, training_parser)
+                           fail, quiet_tensorflow, train_and_report, training_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         fail(str(err))
     from ladder_tf.data import DataNotFoundError, load_dataset
-    from ladder_tf.training import Trainer, TrainingDivergedError
 
     try:
         data = load_dataset("celeba", args.data_dir, train_size=cfg.train_size, cfg=cfg,
@@ -42,21 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if distributed.is_chief(strategy):
         print(f"training {cfg.prior} prior on celeba ({len(data.x_train)} train / {len(data.x_test)} "
               f"test images from {data.source}) into {run_dir}; {distributed.describe(strategy)}")
-    try:
-        trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress, strategy=strategy,
-                          export_at_end=not args.no_export)
-        rows = trainer.fit()
-    except ConfigError as err:
-        fail(str(err))
-    except TrainingDivergedError as err:
-        fail(str(err), status=1)
-    except KeyboardInterrupt:
-        fail("interrupted; re-run the same command to resume from the last checkpoint", status=130)
-    if rows and distributed.is_chief(strategy):
-        last = rows[-1]
-        print(f"done: epoch {last['epoch']}, test -ELBO {-last['test_elbo']:.2f} nats/image, "
-              f"outputs in {run_dir}")
-    return 0
+    return train_and_report(cfg, data, run_dir, args, strategy, distributed.is_chief(strategy))
 
 
 if __name__ == "__main__":

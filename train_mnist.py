@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ladder_tf.cli import (ConfigError, config_from_args, default_run_dir, fail,
-                           quiet_tensorflow, training_parser)
+                           quiet_tensorflow, train_and_report, training_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,6 @@ def main(argv: list[str] | None = None) -> int:
              f"'{cfg.exp_name}'")
 
     from ladder_tf.data import DataNotFoundError, load_dataset
-    from ladder_tf.training import Trainer, TrainingDivergedError
 
     try:
         data = load_dataset(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
@@ -32,21 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.out_dir or default_run_dir(cfg)
     print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} images from "
           f"{data.source}) into {run_dir}")
-    try:
-        trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress,
-                          export_at_end=not args.no_export)
-        rows = trainer.fit()
-    except ConfigError as err:
-        fail(str(err))
-    except TrainingDivergedError as err:
-        fail(str(err), status=1)
-    except KeyboardInterrupt:
-        fail("interrupted; re-run the same command to resume from the last checkpoint", status=130)
-    if rows:
-        last = rows[-1]
-        print(f"done: epoch {last['epoch']}, test -ELBO {-last['test_elbo']:.2f} nats/image, "
-              f"outputs in {run_dir}")
-    return 0
+    return train_and_report(cfg, data, run_dir, args)
 
 
 if __name__ == "__main__":

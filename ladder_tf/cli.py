@@ -62,6 +62,28 @@ def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
     return cfg
 
 
+def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
+                     strategy=None, chief: bool = True) -> int:
+    """Run the Trainer for a CLI: one clear message and an exit status for every failure."""
+    from ladder_tf.training import Trainer, TrainingDivergedError
+
+    try:
+        trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress, strategy=strategy,
+                          export_at_end=not args.no_export)
+        rows = trainer.fit()
+    except ConfigError as err:
+        fail(str(err))
+    except TrainingDivergedError as err:
+        fail(str(err), status=1)
+    except KeyboardInterrupt:
+        fail("interrupted; re-run the same command to resume from the last checkpoint", status=130)
+    if rows and chief:
+        last = rows[-1]
+        print(f"done: epoch {last['epoch']}, test -ELBO {-last['test_elbo']:.2f} nats/image, "
+              f"outputs in {run_dir}")
+    return 0
+
+
 def default_run_dir(cfg: Config) -> str:
     return os.path.join("experiments", cfg.exp_name, cfg.prior)
 
