@@ -9,12 +9,13 @@ import tensorflow_probability as tfp
 
 from ladder_tf import training
 from ladder_tf.config import from_dict
-from ladder_tf.data import ImageData, load_dataset
+from ladder_tf.data import load_dataset
 from ladder_tf.data.mnist import DEBIAN_FASHION_DIR
 from ladder_tf.io_utils import read_jsonl
 from ladder_tf.networks.prior_vae import build_prior_decoder, build_prior_encoder
 from ladder_tf.priors import build_prior
 from ladder_tf.runs import load_run
+from synthetic import synthetic_data
 
 tfd = tfp.distributions
 HAVE_FASHION = os.path.isdir(DEBIAN_FASHION_DIR)
@@ -34,22 +35,6 @@ def clusters(n, dim, seed=0, spread=3.0):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(3, dim)) * spread
     return (centres[rng.integers(0, 3, n)] + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
-
-
-def synthetic_data(n_train=96, n_test=40, seed=0):
-    """Bright squares on black whose position is the label (learnable in a few steps)."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        labels = rng.integers(0, 10, n)
-        x = np.zeros((n, 28, 28, 1), np.uint8)
-        for k in range(10):
-            r, c = 4 + 2 * k, 4 + (k % 5) * 4
-            x[labels == k, r:r + 6, c:c + 6] = 255
-        return x, labels
-
-    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
-    return ImageData(xtr, ytr, xte, yte, source="synthetic")
 
 
 def values(variables):

@@ -12,31 +12,14 @@ import tensorflow as tf
 
 from ladder_tf import training
 from ladder_tf.config import from_dict
-from ladder_tf.data import ImageData, load_dataset
 from ladder_tf.data.mnist import DEBIAN_FASHION_DIR
 from ladder_tf.io_utils import read_jsonl
 from ladder_tf.runs import load_run
+from synthetic import synthetic_data
 
 HAVE_FASHION = os.path.isdir(DEBIAN_FASHION_DIR)
 TINY = {"prior": "normal", "code_size": 4, "num_hidden_units": 64, "batch_size": 16,
         "num_epochs": 2, "test_batch_size": 20, "checkpoint_every_steps": 3}
-
-
-def synthetic_data(n_train=96, n_test=40, seed=0):
-    """Blobs on a dark background: learnable, label = blob position."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        labels = rng.integers(0, 10, n)
-        x = np.zeros((n, 28, 28, 1), np.uint8)
-        rows, cols = 4 + 2 * labels, 4 + (labels % 5) * 4
-        for dy in range(6):  # vectorised over images; loops over the 6x6 blob footprint only
-            for dx in range(6):
-                x[np.arange(n), rows + dy, cols + dx, 0] = 255
-        return x, labels
-
-    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
-    return ImageData(xtr, ytr, xte, yte, source="synthetic")
 
 
 def weights(trainer):

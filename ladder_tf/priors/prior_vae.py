@@ -196,8 +196,7 @@ class HierarchicalPrior(PriorVAEPrior):
         return tfd.MultivariateNormalDiag(tf.zeros(self.d_t)).log_prob(t)
 
     def hyper_prior_view(self) -> HyperPriorView:
-        dist = tfd.MultivariateNormalDiag(tf.zeros(self.d_t))
-        return (lambda t: dist.log_prob(t).numpy(), np.zeros((1, self.d_t), np.float32),
+        return (lambda t: self.log_prob_t(t).numpy(), np.zeros((1, self.d_t), np.float32),
                 np.eye(self.d_t, dtype=np.float32)[None], np.ones(1, np.float32))
 
 
@@ -250,7 +249,7 @@ class LadderPrior(PriorVAEPrior):
     def hyper_prior_view(self) -> HyperPriorView:
         mixture = self.display_mixture()
         active = mixture.active_parameters(ACTIVE_THRESHOLD)
-        return (lambda t: mixture.log_prob(tf.constant(t, tf.float32)).numpy(),
+        return (lambda t: self.log_prob_t(tf.constant(t, tf.float32)).numpy(),
                 np.asarray(active["means"]), np.asarray(active["covariances"]),
                 np.asarray(active["weights"]))
 
