@@ -75,21 +75,19 @@ def _sum_over_dims(dof: tf.Tensor, d: int, fn) -> tf.Tensor:
     return tf.reduce_sum(fn(0.5 * (dof[:, None] - offsets[None, :])), axis=1)
 
 
-def vb_e_step(data: ops.Data, s: VBState, dirichlet_process: bool) -> tuple[tf.Tensor, tf.Tensor]:
-    """Responsibilities (N, K) under the current posterior, and sum_nk r log r."""
+def vb_log_prob(data: ops.Data, s: VBState, dirichlet_process: bool) -> ops.LogProb:
+    """E_q[log pi_k] + E_q[log N(x_n | mu_k, Lambda_k)] for all n, k under the posterior."""
     d = s.means.shape[1]
     log_lambda = d * math.log(2.0) + _sum_over_dims(s.dof, d, tf.math.digamma)
     offset = (ops.log_det_chol(s.prec_chol) - 0.5 * d * (tf.math.log(s.dof) + ops.LOG_2PI)
               + 0.5 * (log_lambda - d / s.mean_precision)
               + expected_log_weights(s.conc_a, s.conc_b, dirichlet_process))
-    _, resp, r_log_r = ops.normalise_log_prob(ops.component_log_prob(data, s.means, s.prec_chol, offset))
-    return resp, r_log_r
+    return ops.component_log_prob(data, s.means, s.prec_chol, offset)
 
 
-def vb_m_step(data: ops.Data, resp: tf.Tensor, p: VBPriors, reg_covar: float,
-              dirichlet_process: bool) -> VBState:
-    """Conjugate posterior updates given responsibilities (N, K)."""
-    nk, xk, sk = ops.weighted_stats(data, resp, reg_covar)
+def vb_m_step(stats: ops.Stats, p: VBPriors, dirichlet_process: bool) -> VBState:
+    """Conjugate posterior updates given the responsibility-weighted statistics."""
+    nk, xk, sk = stats.nk, stats.xk, stats.sk
     if dirichlet_process:
         a = 1.0 + nk
         b = p.weight_concentration + tf.cumsum(nk, exclusive=True, reverse=True)
@@ -124,19 +122,17 @@ def vb_lower_bound(s: VBState, r_log_r: tf.Tensor, dirichlet_process: bool) -> t
             - 0.5 * d * tf.reduce_sum(tf.math.log(s.mean_precision)))
 
 
-def em_e_step(data: ops.Data, s: EMState) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-sample log-likelihood (N,) and responsibilities (N, K)."""
+def em_log_prob(data: ops.Data, s: EMState) -> ops.LogProb:
+    """log pi_k + log N(x_n | mu_k, Sigma_k) for all n, k."""
     d = s.means.shape[1]
     offset = ops.log_det_chol(s.prec_chol) - 0.5 * d * ops.LOG_2PI + tf.math.log(s.weights)
-    log_lik, resp, _ = ops.normalise_log_prob(ops.component_log_prob(data, s.means, s.prec_chol, offset))
-    return log_lik, resp
+    return ops.component_log_prob(data, s.means, s.prec_chol, offset)
 
 
-def em_m_step(data: ops.Data, resp: tf.Tensor, reg_covar: float) -> EMState:
+def em_m_step(stats: ops.Stats) -> EMState:
     """Maximum-likelihood weights, means and (regularised) covariances."""
-    nk, xk, sk = ops.weighted_stats(data, resp, reg_covar)
-    _, prec_chol = ops.cholesky_factors(sk)
-    return EMState(nk / tf.cast(tf.shape(data.x)[0], data.x.dtype), xk, prec_chol)
+    _, prec_chol = ops.cholesky_factors(stats.sk)
+    return EMState(stats.nk / tf.reduce_sum(stats.nk), stats.xk, prec_chol)
 
 
 def shift_means(state, shift: tf.Tensor):
@@ -191,21 +187,27 @@ def run_fit(x: tf.Tensor, seed: tf.Tensor, warm: tf.Tensor, max_iter: tf.Tensor,
     if kind == "vb":
         hyper = VBHyper(*hyper)
         priors = vb_priors(xc, shift, hyper)
-        m_step = lambda resp: vb_m_step(data, resp, priors, hyper.reg_covar, dirichlet_process)  # noqa: E731
-
-        def step(state):
-            resp, r_log_r = vb_e_step(data, state, dirichlet_process)
-            new = m_step(resp)
-            return new, vb_lower_bound(new, r_log_r, dirichlet_process) / n
+        reg_covar = hyper.reg_covar
+        m_step = lambda stats: vb_m_step(stats, priors, dirichlet_process)  # noqa: E731
+        log_prob = lambda state: vb_log_prob(data, state, dirichlet_process)  # noqa: E731
     else:
-        m_step = lambda resp: em_m_step(data, resp, hyper[0])  # noqa: E731
+        reg_covar = hyper[0]
+        m_step, log_prob = em_m_step, functools.partial(em_log_prob, data)
 
-        def step(state):
-            log_lik, resp = em_e_step(data, state)
-            return m_step(resp), tf.reduce_mean(log_lik)
+    def step(state):
+        lp = log_prob(state)
+        log_norm, resp = ops.responsibilities(lp.values)
+        stats = ops.weighted_stats(data, resp, reg_covar)
+        new = m_step(stats)
+        if kind == "em":
+            return new, tf.reduce_mean(log_norm)
+        r_log_r = ops.resp_dot_log_prob(lp, resp, stats) - tf.reduce_sum(log_norm)
+        return new, vb_lower_bound(new, r_log_r, dirichlet_process) / n
 
-    state0 = tf.cond(warm, lambda: shift_means(warm_state, -shift),
-                     lambda: m_step(ops.kmeans_init_resp(xc, n_components, seed)))
+    def cold_start():
+        return m_step(ops.weighted_stats(data, ops.kmeans_init_resp(xc, n_components, seed), reg_covar))
+
+    state0 = tf.cond(warm, lambda: shift_means(warm_state, -shift), cold_start)
 
     def body(i, state, prev, _conv, hist):
         state, lb = step(state)

@@ -73,46 +73,55 @@ def mahalanobis(x: tf.Tensor, means: tf.Tensor, prec_chol: tf.Tensor) -> tf.Tens
     return tf.reduce_sum(tf.square(y), axis=-1)
 
 
-def normalise_log_prob(weighted_log_prob: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Per-sample log normaliser (N,), responsibilities (N, K) and sum_nk r log r.
+def responsibilities(log_prob: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-sample log normaliser (N,) and responsibilities (N, K) of ``log_prob`` (N, K).
 
-    One exp over the (N, K) matrix: r = exp(w - max) / sum, and, as every row of r sums
-    to 1, sum_nk r_nk log r_nk = sum_nk r_nk w_nk - sum_n log_norm_n.
+    One fused softmax; as the largest responsibility of a row is exp(max_k w - log_norm),
+    log_norm = max_k w - log max_k r (at least -log K inside the log, so exact enough).
     """
-    top = tf.reduce_max(weighted_log_prob, axis=1, keepdims=True)
-    unnorm = tf.exp(weighted_log_prob - top)
-    total = tf.reduce_sum(unnorm, axis=1, keepdims=True)
-    resp = unnorm / total
-    log_norm = top[:, 0] + tf.math.log(total[:, 0])
-    r_log_r = tf.reduce_sum(resp * weighted_log_prob) - tf.reduce_sum(log_norm)
-    return log_norm, resp, r_log_r
+    top = tf.reduce_max(log_prob, axis=1)
+    resp = tf.nn.softmax(log_prob, axis=1)
+    return top - tf.math.log(tf.reduce_max(resp, axis=1)), resp
 
 
 class Data(NamedTuple):
-    """Fitting data: samples x (N, d) and, on the fast path, the design matrix (N, P).
+    """Fitting data: samples x (N, d) and, on the fast path, the design matrix.
 
-    The design matrix [1, x, x_i x_j (i <= j)] turns both the E step's Mahalanobis
-    distances and the M step's moments into one matrix product each (no (N, K, d)
-    intermediates). It forms second moments as E[x x^T] - mu mu^T, whose cancellation is
-    harmless in float64 on centred data; float32 fits use the stable path instead
-    (``design`` None): per-component deviations, as scikit-learn.
+    The design matrix [1, x, x_i x_j (i <= j)] (N, P), P = 1 + d + d(d+1)/2, turns both
+    the E step's Mahalanobis distances and the M step's moments into one matrix product
+    each (no (N, K, d) intermediates); it is kept in both layouts, (N, P) and (P, N),
+    so that each product runs without a transposed operand. It forms second moments as
+    E[x x^T] - mu mu^T, whose cancellation is harmless in float64 on centred data;
+    float32 fits use the stable path instead (``design`` None): per-component
+    deviations, as scikit-learn.
     """
 
     x: tf.Tensor
     design: tf.Tensor | None
+    design_t: tf.Tensor | None
 
 
 def make_data(x: tf.Tensor, fast: bool) -> Data:
-    """``Data`` for x (N, d); ``fast`` builds the design matrix."""
+    """``Data`` for x (N, d); ``fast`` builds the design matrix (row gathers of x^T)."""
     if not fast:
-        return Data(x, None)
+        return Data(x, None, None)
     i, j = np.triu_indices(x.shape[1])
-    pairs = tf.gather(x, i, axis=1) * tf.gather(x, j, axis=1)
-    return Data(x, tf.concat([tf.ones_like(x[:, :1]), x, pairs], axis=1))
+    x_t = tf.transpose(x)
+    design_t = tf.concat([tf.ones_like(x_t[:1]), x_t, tf.gather(x_t, i) * tf.gather(x_t, j)], axis=0)
+    return Data(x, tf.transpose(design_t), design_t)
 
 
-def weighted_stats(data: Data, resp: tf.Tensor, reg_covar: float):
-    """Soft counts nk (K,), means xk (K, d) and covariances sk (K, d, d) of the data.
+class Stats(NamedTuple):
+    """Responsibility-weighted statistics of the data (``weighted_stats``)."""
+
+    nk: tf.Tensor               # (K,) soft counts
+    xk: tf.Tensor               # (K, d) means
+    sk: tf.Tensor               # (K, d, d) covariances, reg_covar on the diagonal
+    moments: tf.Tensor | None   # (K, P) resp^T design on the fast path
+
+
+def weighted_stats(data: Data, resp: tf.Tensor, reg_covar: float) -> Stats:
+    """Soft counts, means and covariances of the data under responsibilities (N, K).
 
     As scikit-learn: nk gets 10 * eps so that empty components stay finite, and
     ``reg_covar`` is added to the diagonal of every sk.
@@ -120,8 +129,9 @@ def weighted_stats(data: Data, resp: tf.Tensor, reg_covar: float):
     x = data.x
     d = x.shape[1]
     eps = np.finfo(x.dtype.as_numpy_dtype).eps
+    moments = None
     if data.design is not None:
-        moments = tf.matmul(resp, data.design, transpose_a=True)        # (K, P)
+        moments = tf.matmul(tf.transpose(resp), data.design_t, transpose_b=True)   # (K, P)
         nk = moments[:, 0] + 10.0 * eps
         xk = moments[:, 1:1 + d] / nk[:, None]
         second = tf.gather(moments[:, 1 + d:], _tri_index(d), axis=1) / nk[:, None, None]
@@ -132,7 +142,7 @@ def weighted_stats(data: Data, resp: tf.Tensor, reg_covar: float):
         diff = x[None, :, :] - xk[:, None, :]                           # (K, N, d)
         weighted = diff * tf.transpose(resp)[:, :, None]
         sk = tf.matmul(weighted, diff, transpose_a=True) / nk[:, None, None]
-    return nk, xk, sk + reg_covar * tf.eye(d, dtype=x.dtype)
+    return Stats(nk, xk, sk + reg_covar * tf.eye(d, dtype=x.dtype), moments)
 
 
 def _tri_index(d: int) -> np.ndarray:
@@ -144,13 +154,18 @@ def _tri_index(d: int) -> np.ndarray:
     return index
 
 
-def component_log_prob(data: Data, means: tf.Tensor, prec_chol: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
-    """offset_k - 0.5 * Mahalanobis(x_n; mu_k, U_k) for all n, k; shape (N, K).
+class LogProb(NamedTuple):
+    """offset_k - 0.5 * Mahalanobis(x_n; mu_k, U_k): ``values`` (N, K) and, on the fast
+    path, the quadratic form's coefficients ``coef`` (P, K), values = design @ coef."""
 
-    Fast path: the quadratic form's coefficients, (P, K), times the design matrix.
-    """
+    values: tf.Tensor
+    coef: tf.Tensor | None
+
+
+def component_log_prob(data: Data, means: tf.Tensor, prec_chol: tf.Tensor, offset: tf.Tensor) -> LogProb:
+    """offset_k - 0.5 * Mahalanobis(x_n; mu_k, U_k) for all n, k (``LogProb``)."""
     if data.design is None:
-        return offset[None, :] - 0.5 * mahalanobis(data.x, means, prec_chol)
+        return LogProb(offset[None, :] - 0.5 * mahalanobis(data.x, means, prec_chol), None)
     d = means.shape[1]
     prec = tf.matmul(prec_chol, prec_chol, transpose_b=True)             # (K, d, d)
     prec_mean = tf.einsum("kde,ke->kd", prec, means)
@@ -159,13 +174,31 @@ def component_log_prob(data: Data, means: tf.Tensor, prec_chol: tf.Tensor, offse
     pair_scale = tf.constant(np.where(i == j, -0.5, -1.0), means.dtype)
     pair = tf.gather_nd(tf.transpose(prec, [1, 2, 0]), np.stack([i, j], 1)) * pair_scale[:, None]
     coef = tf.concat([const[None, :], tf.transpose(prec_mean), pair], axis=0)   # (P, K)
-    return tf.matmul(data.design, coef)
+    return LogProb(tf.matmul(data.design, coef), coef)
+
+
+def resp_dot_log_prob(log_prob: LogProb, resp: tf.Tensor, stats: Stats) -> tf.Tensor:
+    """sum_nk r_nk w_nk for responsibilities r and log-probabilities w (a scalar).
+
+    On the fast path without touching the (N, K) matrices again: sum_n r_nk design_n is
+    row k of the M step's moments, so the sum is sum_k moments_k . coef_k.
+    """
+    if log_prob.coef is None or stats.moments is None:
+        return tf.reduce_sum(resp * log_prob.values)
+    return tf.reduce_sum(stats.moments * tf.transpose(log_prob.coef))
 
 
 def _sq_dist(x: tf.Tensor, x_sq: tf.Tensor, centres: tf.Tensor) -> tf.Tensor:
     """Squared Euclidean distances (N, M) between samples and centres, clipped at 0."""
     c_sq = tf.reduce_sum(tf.square(centres), axis=1)
     return tf.maximum(x_sq[:, None] - 2.0 * tf.matmul(x, centres, transpose_b=True) + c_sq[None, :], 0.0)
+
+
+def _nearest(x: tf.Tensor, centres: tf.Tensor) -> tf.Tensor:
+    """Index (N,) of the nearest centre to every sample (||x||^2 does not change it)."""
+    c_sq = tf.reduce_sum(tf.square(centres), axis=1)
+    return tf.argmin(c_sq[None, :] - 2.0 * tf.matmul(x, centres, transpose_b=True), axis=1,
+                     output_type=tf.int32)
 
 
 def kmeans_init_resp(x: tf.Tensor, n_components: int, seed: tf.Tensor, max_lloyd: int = 30) -> tf.Tensor:
@@ -177,17 +210,19 @@ def kmeans_init_resp(x: tf.Tensor, n_components: int, seed: tf.Tensor, max_lloyd
     "best" meaning the lowest total potential. Stateless random ops make the result a
     function of (data, seed) only. Lloyd iterations then run to scikit-learn's KMeans
     tolerance (at most ``max_lloyd``); an empty cluster keeps its centre. This mirrors
-    scikit-learn's default ``init_params='kmeans'`` for mixtures.
+    scikit-learn's default ``init_params='kmeans'`` for mixtures. An initialisation
+    needs no more precision than float32, which halves its cost on float64 data.
     """
-    dtype = x.dtype
+    out_dtype = x.dtype
+    x = tf.cast(x, tf.float32)
     n = tf.shape(x)[0]
     n_trials = 2 + int(math.log(n_components))
-    tiny = np.finfo(dtype.as_numpy_dtype).tiny
+    tiny = np.finfo(np.float32).tiny
     x_sq = tf.reduce_sum(tf.square(x), axis=1)
     seed = tf.cast(seed, tf.int32)
 
     first = tf.random.stateless_uniform([], seed=seed, maxval=n, dtype=tf.int32)
-    centres = tf.tensor_scatter_nd_update(tf.zeros([n_components, x.shape[1]], dtype), [[0]], x[first][None])
+    centres = tf.tensor_scatter_nd_update(tf.zeros([n_components, x.shape[1]]), [[0]], x[first][None])
     closest = _sq_dist(x, x_sq, x[first][None])[:, 0]
 
     def seed_body(c, centres, closest):
@@ -204,12 +239,12 @@ def kmeans_init_resp(x: tf.Tensor, n_components: int, seed: tf.Tensor, max_lloyd
     # scikit-learn's KMeans stopping rule: no label changes, or a total squared centre
     # shift <= 1e-4 times the mean per-feature variance of the data.
     shift_tol = 1e-4 * tf.reduce_mean(tf.math.reduce_variance(x, axis=0))
+    ones = tf.ones([n])
 
     def lloyd_body(i, centres, labels, _go_on):
-        new_labels = tf.argmin(_sq_dist(x, x_sq, centres), axis=1, output_type=tf.int32)
-        one_hot = tf.one_hot(new_labels, n_components, dtype=dtype)
-        counts = tf.reduce_sum(one_hot, axis=0)
-        sums = tf.matmul(one_hot, x, transpose_a=True)
+        new_labels = _nearest(x, centres)
+        counts = tf.math.unsorted_segment_sum(ones, new_labels, n_components)
+        sums = tf.math.unsorted_segment_sum(x, new_labels, n_components)
         new = tf.where(counts[:, None] > 0, sums / tf.maximum(counts, 1.0)[:, None], centres)
         go_on = tf.logical_and(tf.reduce_any(tf.not_equal(new_labels, labels)),
                                tf.reduce_sum(tf.square(new - centres)) > shift_tol)
@@ -218,5 +253,4 @@ def kmeans_init_resp(x: tf.Tensor, n_components: int, seed: tf.Tensor, max_lloyd
     labels0 = tf.fill([n], tf.constant(-1, tf.int32))
     _, centres, _, _ = tf.while_loop(lambda i, c, l, go_on: tf.logical_and(i < max_lloyd, go_on), lloyd_body,
                                      (tf.constant(0), centres, labels0, tf.constant(True)))
-    labels = tf.argmin(_sq_dist(x, x_sq, centres), axis=1, output_type=tf.int32)
-    return tf.one_hot(labels, n_components, dtype=dtype)
+    return tf.one_hot(_nearest(x, centres), n_components, dtype=out_dtype)
