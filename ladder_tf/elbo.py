@@ -76,6 +76,15 @@ def reparameterise(mean: tf.Tensor, std: tf.Tensor, seed: tf.Tensor) -> tf.Tenso
     return mean + std * tf.random.stateless_normal(tf.shape(mean), seed, dtype=mean.dtype)
 
 
+def mc_normal_draws(mean: tf.Tensor, n_samples: int, seed: tf.Tensor) -> tf.Tensor:
+    """The Monte-Carlo draws eps ~ N(0, I) for a batch of Gaussians: (B, d, S), sample axis last.
+
+    One layout for every estimator (``monte_carlo_cross_entropy`` and the mixtures'
+    ``expected_log_prob``), so that the same seed gives the same draws in both.
+    """
+    return tf.random.stateless_normal(tf.concat([tf.shape(mean), [n_samples]], 0), seed, dtype=mean.dtype)
+
+
 def monte_carlo_cross_entropy(log_prob: Callable[[tf.Tensor], tf.Tensor], mean: tf.Tensor,
                               std: tf.Tensor, n_samples: int, seed: tf.Tensor) -> tf.Tensor:
     """E_{N(mean, std^2)}[log p(z)] estimated by ``n_samples`` reparameterised draws.
@@ -83,6 +92,5 @@ def monte_carlo_cross_entropy(log_prob: Callable[[tf.Tensor], tf.Tensor], mean: 
     mean, std: (B, d); log_prob maps (S, B, d) -> (S, B). Returns (B,), differentiable
     in mean and std.
     """
-    eps = tf.random.stateless_normal(tf.concat([[n_samples], tf.shape(mean)], 0), seed,
-                                     dtype=mean.dtype)
+    eps = tf.transpose(mc_normal_draws(mean, n_samples, seed), [2, 0, 1])   # (S, B, d)
     return tf.reduce_mean(log_prob(mean[None] + std[None] * eps), axis=0)

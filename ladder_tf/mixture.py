@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from ladder_tf import elbo
 from ladder_tf import mixture_cavi as cavi
 from ladder_tf import mixture_ops as ops
 
@@ -201,6 +202,20 @@ class _Mixture(tf.Module):
         y = tf.reshape(tf.matmul(tf.reshape(x, [-1, d]), self._proj) - self._proj_shift, [-1, k, d])
         lp = tf.reduce_logsumexp(self._log_coef - 0.5 * tf.reduce_sum(tf.square(y), axis=-1), axis=-1)
         return tf.reshape(lp, tf.shape(x)[:-1])
+
+    def expected_log_prob(self, mean: tf.Tensor, std: tf.Tensor, n_samples: int, seed: tf.Tensor) -> tf.Tensor:
+        """Monte-Carlo E_{N(mean, diag(std^2))}[log p(x)] with ``n_samples`` draws: (B,).
+
+        mean, std: (B, dim) float32; ``seed``: stateless pair. The same estimate (same
+        draws, ``elbo.mc_normal_draws``) as ``elbo.monte_carlo_cross_entropy(self.log_prob,
+        ...)``, computed as a quadratic form in the draws (``ops.expected_log_prob_mc``):
+        several times faster, forward and backward. Differentiable in mean and std.
+        """
+        k, d = self.n_components, self.dim
+        prec_chol = tf.transpose(tf.reshape(self._proj, [d, k, d]), [1, 0, 2])
+        eps = elbo.mc_normal_draws(mean, n_samples, seed)
+        return ops.expected_log_prob_mc(mean, std, eps, tf.convert_to_tensor(self.means), prec_chol,
+                                        tf.convert_to_tensor(self._log_coef))
 
     def distribution(self, active_only: bool = False, threshold: float = 1e-2) -> tfd.MixtureSameFamily:
         """float32 ``MixtureSameFamily(Categorical, MultivariateNormalTriL)`` of the fit.

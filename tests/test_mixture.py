@@ -15,7 +15,7 @@ import tensorflow_probability as tfp
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from ladder_tf import mixture_cavi
+from ladder_tf import elbo, mixture_cavi
 from ladder_tf.mixture import BayesianGaussianMixture, FitResult, GaussianMixtureEM
 
 tfd = tfp.distributions
@@ -280,6 +280,41 @@ def test_log_prob_batched_in_graph_with_gradients(fitted_2d):
     np.testing.assert_allclose(lp.numpy().ravel(), model.log_prob(tf.reshape(t, [20, 2])).numpy(), rtol=1e-6)
     assert np.all(np.isfinite(grad.numpy()))
     assert model.trainable_variables == ()
+
+
+@pytest.mark.parametrize("cls", [BayesianGaussianMixture, GaussianMixtureEM])
+def test_expected_log_prob_matches_direct_monte_carlo(cls):
+    """The quadratic-form estimator equals the density averaged over the same draws: in value
+    against scipy in float64 (tight, far-from-origin clusters, where cancellation would show)
+    and in value and gradient against elbo.monte_carlo_cross_entropy(log_prob)."""
+    x, _ = latent_like(seed=4, d=6, n=3000, n_test=0)
+    model = cls(5, 6, seed=0, **({"covariance_jitter": 0.01} if cls is GaussianMixtureEM else {}))
+    model.fit(3.0 + 0.1 * x)
+    rng = np.random.default_rng(5)
+    mean = tf.constant(model.means.numpy()[rng.integers(0, 5, 7)] + rng.normal(0, 0.1, (7, 6)), tf.float32)
+    std = tf.constant(rng.uniform(0.01, 0.3, (7, 6)), tf.float32)
+    seed = tf.constant([3, 9])
+
+    def both(mean, std):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([mean, std])
+            fast = model.expected_log_prob(mean, std, 40, seed)
+            direct = elbo.monte_carlo_cross_entropy(model.log_prob, mean, std, 40, seed)
+            fast_sum, direct_sum = tf.reduce_sum(fast), tf.reduce_sum(direct)
+        return fast, direct, tape.gradient(fast_sum, [mean, std]), tape.gradient(direct_sum, [mean, std])
+
+    fast, direct, g_fast, g_direct = tf.function(both)(mean, std)
+    points = (mean.numpy()[:, :, None] + std.numpy()[:, :, None]
+              * elbo.mc_normal_draws(mean, 40, seed).numpy()).transpose(2, 0, 1).astype(np.float64)
+    chol = model.scale_tril.numpy().astype(np.float64)  # what log_prob uses (jitter included)
+    comp = np.stack([multivariate_normal(m, c).logpdf(points.reshape(-1, 6)) for m, c in
+                     zip(model.means.numpy().astype(np.float64), chol @ chol.transpose(0, 2, 1))], 1)
+    expected = logsumexp(comp + np.log(model.weights.numpy().astype(np.float64)), axis=1).reshape(40, 7).mean(0)
+    assert np.ptp(expected) > 5.0  # the points spread over low and high density
+    np.testing.assert_allclose(fast, expected, rtol=1e-5, atol=2e-3)
+    np.testing.assert_allclose(fast, direct, rtol=1e-5, atol=2e-3)
+    for a, b in zip(g_fast, g_direct):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * float(np.abs(b).max()))
 
 
 def test_refit_reuses_variables_and_traces(two_d):

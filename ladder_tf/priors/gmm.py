@@ -26,7 +26,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ladder_tf import elbo, figures
+from ladder_tf import figures
 from ladder_tf.config import Config
 from ladder_tf.io_utils import atomic_path
 from ladder_tf.mixture import GaussianMixtureEM
@@ -48,8 +48,7 @@ class GMMPrior(Prior):
 
     def objective(self, z, mean, std, seed):
         """MC estimate of E_q[log p(z)] with ``n_MC_samples`` draws; (B,)."""
-        value = elbo.monte_carlo_cross_entropy(self.mixture.log_prob, mean, std,
-                                               self.cfg.n_MC_samples, seed)
+        value = self.mixture.expected_log_prob(mean, std, self.cfg.n_MC_samples, seed)
         return value, {}
 
     def end_of_epoch(self, sample_z: SampleZ, epoch: int) -> dict[str, float]:

@@ -232,8 +232,7 @@ class LadderPrior(PriorVAEPrior):
 
     def t_cross_entropy(self, t_mean: tf.Tensor, t_std: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """Monte-Carlo E_q(t|z)[log p_xi(t)] under the fast fit, ``n_MC_samples`` draws."""
-        return elbo.monte_carlo_cross_entropy(self.fast.log_prob, t_mean, t_std,
-                                              self.cfg.n_MC_samples, seed)
+        return self.fast.expected_log_prob(t_mean, t_std, self.cfg.n_MC_samples, seed)
 
     def sample_t(self, n: int, seed: int) -> tf.Tensor:
         """t ~ the accurate fit once it exists, else the fast fit (graph-safe choice)."""
