@@ -208,10 +208,15 @@ class _Mixture(tf.Module):
 
         mean, std: (B, dim) float32; ``seed``: stateless pair. The same estimate (same
         draws, ``elbo.mc_normal_draws``) as ``elbo.monte_carlo_cross_entropy(self.log_prob,
-        ...)``, computed as a quadratic form in the draws (``ops.expected_log_prob_mc``):
-        several times faster, forward and backward. Differentiable in mean and std.
+        ...)``. While a draw's quadratic-form features, dim (dim + 3) / 2 numbers, are
+        fewer than its K * dim component deviations (dim < 2K - 3: LaDDer's t, not a
+        CelebA-sized z), it is computed as a quadratic form in the draws
+        (``ops.expected_log_prob_mc``), several times faster forward and backward;
+        otherwise by the direct evaluation. Differentiable in mean and std.
         """
         k, d = self.n_components, self.dim
+        if d + 3 >= 2 * k:
+            return elbo.monte_carlo_cross_entropy(self.log_prob, mean, std, n_samples, seed)
         prec_chol = tf.transpose(tf.reshape(self._proj, [d, k, d]), [1, 0, 2])
         eps = elbo.mc_normal_draws(mean, n_samples, seed)
         return ops.expected_log_prob_mc(mean, std, eps, tf.convert_to_tensor(self.means), prec_chol,
