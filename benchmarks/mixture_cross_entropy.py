@@ -11,7 +11,7 @@ with respect to q's mean and std, as in training) of
   quadratic form in the draws (``mixture_ops.expected_log_prob_mc``);
 
 and reports the ratio and the largest difference between the two estimates. The mixture
-is fitted to a clustered sample so that its components are unequal and anisotropic.
+is fitted to ``hyperprior_fit.make_data``'s unequal, anisotropic clusters.
 Prints JSON. Usage: ``python benchmarks/mixture_cross_entropy.py [--batch 256] [--samples 100]``.
 """
 from __future__ import annotations
@@ -28,17 +28,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from hyperprior_fit import make_data  # noqa: E402  (this folder is on sys.path)
 from ladder_tf import elbo  # noqa: E402
 from ladder_tf.mixture import BayesianGaussianMixture  # noqa: E402
 
 
 def fitted_mixture(k: int, d: int, seed: int) -> BayesianGaussianMixture:
-    """A Dirichlet-process fit to 5,000 points of 20 unequal anisotropic clusters."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(20, d))
-    factors = rng.normal(size=(20, d, d)) / np.sqrt(d) * rng.uniform(0.05, 0.4, (20, 1, 1))
-    lab = rng.choice(20, 5000, p=rng.dirichlet(np.full(20, 0.7)))
-    x = centres[lab] + np.einsum("nij,nj->ni", factors[lab], rng.normal(size=(5000, d)))
+    """A Dirichlet-process fit to 5,000 points of hyperprior_fit's VAE-latent-like clusters."""
+    x, _ = make_data(d, 5000, 1, seed)
     mixture = BayesianGaussianMixture(k, d, seed=seed)
     mixture.fit(x)
     return mixture

@@ -75,8 +75,12 @@ def timed_epoch(trainer: Trainer, epoch: int) -> dict:
 def periodic_refit_seconds(trainer: Trainer) -> float:
     """Extra seconds of the end-of-epoch refit at an ``accurate_fit`` epoch over a plain one."""
     cfg = trainer.cfg
+    plain = next((e for e in range(cfg.accurate_fit + 1, cfg.accurate_fit + 4)
+                  if e % cfg.accurate_fit and e != cfg.num_epochs), None)  # neither periodic nor last
+    if plain is None:  # accurate_fit = 1: every epoch refits accurately, none is extra
+        return 0.0
     times = []
-    for epoch in (cfg.accurate_fit + 1, cfg.accurate_fit):  # plain, then periodic (if any)
+    for epoch in (plain, cfg.accurate_fit):
         t0 = time.perf_counter()
         trainer.prior.end_of_epoch(trainer.sample_training_z, epoch)
         times.append(time.perf_counter() - t0)
