@@ -125,25 +125,29 @@ class _Mixture(tf.Module):
         raise NotImplementedError
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, x) -> FitResult:
+    def fit(self, x, *, max_iter: int | None = None, warm_start: bool | None = None,
+            n_init: int | None = None) -> FitResult:
         """Fits the mixture to ``x`` (N, dim) and stores the result in the variables.
 
         Runs ``n_init`` seeded restarts (seeds (seed, 0), (seed, 1), ...: repeatable)
         and keeps the best lower bound, or, with ``warm_start`` after a first fit (also
         one restored from a checkpoint), one run starting from the stored posterior.
         Stops when the per-sample objective changes by less than ``tol`` (never after
-        the first iteration) or after ``max_iter``. Raises ``ValueError`` for bad input.
+        the first iteration) or after ``max_iter``. The keyword arguments override the
+        instance's settings for this call only. Raises ``ValueError`` for bad input.
         """
         start = time.perf_counter()
         arr = ops.validate_data(x, self.dim, self.n_components)
         x_t = tf.constant(arr, dtype=self.fit_dtype)
-        warm = self.warm_start and bool(self.fitted.numpy())
+        warm_start = self.warm_start if warm_start is None else warm_start
+        max_iter = self.max_iter if max_iter is None else int(max_iter)
+        warm = warm_start and bool(self.fitted.numpy())
         fit_fn, hyper = self._fit_function(), self._hyper()
         best = None
-        for i in range(1 if warm else self.n_init):
+        for i in range(1 if warm else (n_init or self.n_init)):
             try:
                 out = fit_fn(x_t, tf.constant([self.seed, i], tf.int32), tf.constant(warm),
-                             tf.constant(self.max_iter, tf.int32), tf.constant(self.tol, self.fit_dtype),
+                             tf.constant(max_iter, tf.int32), tf.constant(self.tol, self.fit_dtype),
                              tuple(v.read_value() for v in self._state), hyper)
             except tf.errors.InvalidArgumentError as err:  # a failed Cholesky factorisation
                 raise FloatingPointError("The mixture fit lost positive definiteness; increase "
@@ -222,13 +226,17 @@ class _Mixture(tf.Module):
         return ops.expected_log_prob_mc(mean, std, eps, tf.convert_to_tensor(self.means), prec_chol,
                                         tf.convert_to_tensor(self._log_coef))
 
-    def distribution(self, active_only: bool = False, threshold: float = 1e-2) -> tfd.MixtureSameFamily:
+    def distribution(self, active_only: bool = False, threshold: float = 1e-2,
+                     jitter: bool = True) -> tfd.MixtureSameFamily:
         """float32 ``MixtureSameFamily(Categorical, MultivariateNormalTriL)`` of the fit.
 
         ``active_only``: keep components with weight >= ``threshold`` (at least the
-        heaviest), weights renormalised: the original's "active" mixture.
+        heaviest), weights renormalised: the original's "active" mixture. ``jitter``:
+        False gives the fitted covariances without ``covariance_jitter``.
         """
-        weights, loc, tril = tf.convert_to_tensor(self.weights), self.means, self.scale_tril
+        weights, loc = tf.convert_to_tensor(self.weights), self.means
+        tril = self.scale_tril if jitter or not self.covariance_jitter else \
+            tf.linalg.cholesky(tf.convert_to_tensor(self.covariances))
         if active_only:
             mask = tf.logical_or(weights >= threshold, tf.equal(weights, tf.reduce_max(weights)))
             weights = tf.boolean_mask(weights, mask)
@@ -238,9 +246,9 @@ class _Mixture(tf.Module):
             tfd.Categorical(logits=tf.math.log(tf.maximum(weights, _TINY32))),
             tfd.MultivariateNormalTriL(loc=tf.convert_to_tensor(loc), scale_tril=tf.convert_to_tensor(tril)))
 
-    def sample(self, n: int, seed=None) -> tf.Tensor:
+    def sample(self, n: int, seed=None, jitter: bool = True) -> tf.Tensor:
         """n draws (n, dim) float32 from the full mixture (``seed``: int or stateless pair)."""
-        return self.distribution().sample(n, seed=seed)
+        return self.distribution(jitter=jitter).sample(n, seed=seed)
 
     def active_parameters(self, threshold: float = 1e-2) -> dict:
         """numpy weights (renormalised), means and covariances of components with

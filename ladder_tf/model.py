@@ -34,6 +34,22 @@ class VAE(tf.Module):
         """Decode the posterior mean: the deterministic reconstruction used in figures/FID."""
         return self.decode(self.encode(x)[0])
 
+    def likelihood_terms(self, x: tf.Tensor, z: tf.Tensor,
+                         training: bool = False) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """log p(x|z) split as the ELBO reports it, and the effective (floored) sigma.
+
+        x (B, H, W, C) in [0, 1], z (B, d_z). Returns ({``reconstruction``:
+        -(1/sigma) sum|x - mu| (B,), ``sigma_term``: -D log(2 sigma) (B,)}, sigma). These are
+        the only ELBO terms that depend on sigma, so sigma's own step needs nothing else.
+        """
+        x_mean = self.decode(z, training=training)
+        sigma = elbo.effective_sigma(self.sigma, x, x_mean, self.cfg.sigma_floor)
+        terms = {
+            "reconstruction": elbo.laplace_reconstruction(x, x_mean, sigma),
+            "sigma_term": tf.fill(tf.shape(z)[:1], elbo.laplace_normaliser(sigma, self.num_values)),
+        }
+        return terms, sigma
+
     def elbo_terms(self, x: tf.Tensor, prior, seed: tf.Tensor,
                    training: bool = False) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor, tf.Tensor]:
         """The per-example ELBO terms of a batch (one z sample per image).
@@ -42,18 +58,13 @@ class VAE(tf.Module):
         -(1/sigma) sum|x - mu|, ``sigma_term`` -D log(2 sigma), ``entropy`` H[q(z|x)],
         ``cross_entropy`` the prior term, ``elbo`` their sum; ``sigma`` (scalar), the
         effective (floored) scale; ``prior_own`` (B,), the prior's own objective term of
-        the fused step (see Prior.prior_terms); and the prior's scalar metrics.
+        the opt-in fused step (see Prior.prior_terms); and the prior's scalar metrics.
         """
         z_seed, prior_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         mean, std = self.encode(x, training=training)
         z = elbo.reparameterise(mean, std, z_seed)
-        x_mean = self.decode(z, training=training)
-        sigma = elbo.effective_sigma(self.sigma, x, x_mean, self.cfg.sigma_floor)
-        terms = {
-            "reconstruction": elbo.laplace_reconstruction(x, x_mean, sigma),
-            "sigma_term": tf.fill(tf.shape(mean)[:1], elbo.laplace_normaliser(sigma, self.num_values)),
-            "entropy": elbo.gaussian_entropy(std),
-        }
+        terms, sigma = self.likelihood_terms(x, z, training)
+        terms["entropy"] = elbo.gaussian_entropy(std)
         terms["cross_entropy"], own, prior_metrics = prior.prior_terms(z, mean, std, prior_seed)
         terms["elbo"] = tf.add_n(list(terms.values()))
         terms["sigma"] = sigma

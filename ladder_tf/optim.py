@@ -10,14 +10,16 @@ from ladder_tf.config import Config
 
 
 def make_adam(cfg: Config, learning_rate: float, name: str) -> keras.optimizers.Adam:
-    """Adam(beta1, beta2 from the config; original 0.9, 0.95) with element-wise clipping.
+    """Adam(beta1, beta2, epsilon from the config) with element-wise clipping.
 
-    The original clips every gradient element to [-grad_clip_value, grad_clip_value]
-    (1.0); 0 turns clipping off.
+    The original's settings: beta1 0.9, beta2 0.95, TensorFlow 1's epsilon 1e-8 (Keras'
+    default is 1e-7), every gradient element clipped to [-grad_clip_value,
+    grad_clip_value] (1.0; 0 turns clipping off).
     """
     clip = cfg.grad_clip_value or None
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=cfg.adam_beta1,
-                                 beta_2=cfg.adam_beta2, clipvalue=clip, name=name)
+                                 beta_2=cfg.adam_beta2, epsilon=cfg.adam_epsilon,
+                                 clipvalue=clip, name=name)
 
 
 def exponential_lr(base: float, rate: float, epoch: int) -> float:

@@ -18,18 +18,20 @@ from tqdm.auto import tqdm
 
 from ladder_tf import config as config_lib
 from ladder_tf import distributed, figures
+from ladder_tf.block_updates import FLAG_KEYS, BlockStep, failed_block
 from ladder_tf.config import Config, ConfigError
 from ladder_tf.data import (ImageData, balanced_test_batch, eval_batches, train_batches,
                             warn_skipped_files)
 from ladder_tf.io_utils import read_jsonl, write_jsonl
 from ladder_tf.model import VAE
-from ladder_tf.optim import all_finite, apply_if, build_optimizer, exponential_lr, make_adam
+from ladder_tf.optim import all_finite, build_optimizer, exponential_lr, make_adam
 from ladder_tf.priors import build_prior
 from ladder_tf.priors.base import Prior
 
 EVAL_BATCH = 500
+MAX_TRAIN_METRICS = 64  # length of the checkpointed running sums of an epoch's step metrics
 TERM_KEYS = ("elbo", "reconstruction", "sigma_term", "entropy", "cross_entropy")
-STEP_RESTART_SCHEDULE = ((25, 0.5), (50, 0.2), (75, 0.1))  # (first epoch, lr factor)
+STEP_RESTART_SCHEDULE = ((25, 0.5), (50, 0.2), (75, 0.1))  # (last epoch before, lr factor)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -50,15 +52,16 @@ def build_model(cfg: Config) -> tuple[VAE, Prior]:
 def ae_learning_rate(cfg: Config, epoch: int) -> float:
     """The data VAE's learning rate at ``epoch`` (from 1) for ``cfg.lr_schedule``.
 
-    'exponential': lr * decay^(e-1). 'step_restart' (the original's CelebA schedule): the base
-    is halved from epoch 25, a fifth from 50 and a tenth from 75, and the decay restarts at
-    each of those epochs: lr * factor * decay^(e - start).
+    'exponential': lr * decay^(e-1). 'step_restart' (the original's CelebA schedule): after
+    epochs 25, 50 and 75 the base becomes a half, a fifth and a tenth, and the decay
+    restarts from there: lr * factor * decay^(e - boundary) for boundary < e (so epoch 26
+    runs at lr / 2 * decay, epoch 25 still at lr * decay^24).
     """
     if cfg.lr_schedule == "exponential":
         return exponential_lr(cfg.learning_rate_ae, cfg.lr_decay_ae, epoch)
     factor, start = 1.0, 1
     for boundary, f in STEP_RESTART_SCHEDULE:
-        if epoch >= boundary:
+        if epoch > boundary:
             factor, start = f, boundary
     return exponential_lr(cfg.learning_rate_ae * factor, cfg.lr_decay_ae, epoch - start + 1)
 
@@ -95,12 +98,19 @@ class Trainer:
             self.vae, self.prior = build_model(cfg)
             self.opt_vae = make_adam(cfg, cfg.learning_rate_ae, "adam_vae")
             self.opt_sigma = make_adam(cfg, cfg.learning_rate_sigma, "adam_sigma")
+        self.block_step = BlockStep(cfg, self.vae, self.prior, self.opt_vae, self.opt_sigma)
         # host-side counters, outside the strategy: plain variables, identical on every worker
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+        # the current epoch's running sums of the step metrics (sorted keys) and their count,
+        # checkpointed with the step so that a resumed epoch reports what an uninterrupted one would
+        self.epoch_sums = tf.Variable(tf.zeros([MAX_TRAIN_METRICS], tf.float64), trainable=False,
+                                      name="epoch_sums")
+        self.epoch_sum_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_sum_steps")
         self.ckpt = make_checkpoint(self.vae, self.prior, opt_vae=self.opt_vae,
                                     opt_sigma=self.opt_sigma, step=self.step,
-                                    epochs_done=self.epochs_done)
+                                    epochs_done=self.epochs_done, epoch_sums=self.epoch_sums,
+                                    epoch_sum_steps=self.epoch_sum_steps)
         self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.out_dir, "checkpoints"),
                                                   max_to_keep=cfg.max_to_keep)
         n_batches = len(data.x_train) // cfg.batch_size
@@ -112,55 +122,13 @@ class Trainer:
         self.eval_batch = EVAL_BATCH if isinstance(data.x_train, np.ndarray) else cfg.batch_size
         self.metrics_path = os.path.join(self.out_dir, "metrics.jsonl")
         self.writer = tf.summary.create_file_writer(os.path.join(self.out_dir, "tensorboard"))
-        self._train_step = tf.function(self._distributed_step if self.distributed else self._train_step_impl)
+        self._train_step = tf.function(self._distributed_step if self.distributed else self.block_step)
         self._eval_step = tf.function(self._eval_step_impl)
 
     # -- steps ------------------------------------------------------------------------
-    def _data_variables(self) -> tuple[list[tf.Variable], list[tf.Variable]]:
-        nets = self.vae.network_variables if self.cfg.TRAIN_VAE else []
-        return nets, ([self.vae.sigma] if self.cfg.TRAIN_sigma else [])
-
-    def fused_gradients(self, x: tf.Tensor, seed: tf.Tensor):
-        """Algorithm 1's two gradient blocks from one forward and one backward pass.
-
-        The data VAE and sigma descend -ELBO with the prior fixed; the prior's own variables
-        descend -objective with the data VAE fixed. Both gradients are taken at the same
-        point (neither block's update changes the other's inputs), so one tape gives both:
-        the prior's gradient comes through the ELBO's prior term, or, while the ELBO still
-        uses N(0, I), through ``prior_own`` on held inputs (Prior.prior_terms).
-
-        Returns (terms, (loss, prior_loss), data_grads, prior_grads per optimiser group).
-        """
-        nets, sig = self._data_variables()
-        prior_groups = self.prior.variable_groups()
-        prior_vars = [v for vs in prior_groups for v in vs]
-        with tf.GradientTape() as tape:
-            terms, _, _, _ = self.vae.elbo_terms(x, self.prior, seed, training=True)
-            own = terms.pop("prior_own")
-            loss = tf.nn.compute_average_loss(-terms["elbo"])  # scaled to the global batch
-            prior_loss = tf.nn.compute_average_loss(-own)
-            total = loss + prior_loss
-        grads = tape.gradient(total, nets + sig + prior_vars)
-        data_grads, rest, grouped = grads[:len(nets) + len(sig)], grads[len(nets) + len(sig):], []
-        for vs in prior_groups:
-            grouped.append(rest[:len(vs)])
-            rest = rest[len(vs):]
-        return terms, (loss, prior_loss), data_grads, grouped
-
-    def _train_step_impl(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        nets, sig = self._data_variables()
-        terms, losses, data_grads, prior_grads = self.fused_gradients(x, distributed.replica_seed(seed))
-        finite = all_finite(*losses, *data_grads, *[g for gs in prior_grads for g in gs])
-        apply_if(finite, self.opt_vae, data_grads[:len(nets)], nets)
-        apply_if(finite, self.opt_sigma, data_grads[len(nets):], sig)
-        self.prior.apply_gradients(prior_grads, finite)
-        out = {k: tf.reduce_mean(v) for k, v in terms.items()}
-        out["finite"] = finite
-        return out
-
     def _distributed_step(self, x, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         """One step on every replica (x: per-replica batches); metrics reduced over replicas."""
-        return distributed.reduce_metrics(self.strategy, self.strategy.run(self._train_step_impl,
+        return distributed.reduce_metrics(self.strategy, self.strategy.run(self.block_step,
                                                                            args=(x, seed)))
 
     def _eval_step_impl(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -213,11 +181,25 @@ class Trainer:
             os.remove(self.metrics_path)
 
     def save_checkpoint(self) -> str:
-        """Write a checkpoint, refusing to save non-finite weights."""
+        """Write a checkpoint of the current step, refusing weights that cannot be trained on.
+
+        Refused (TrainingDivergedError, nothing written) when a weight is non-finite or the
+        ELBO of the fixed test batch is not finite at these weights: finite but enormous
+        weights (a far too large learning rate) would otherwise be checkpointed and fail
+        again on every resume.
+        """
         variables = self.vae.trainable_variables + self.prior.trainable_variables
-        if not bool(all_finite(*variables)):
-            raise TrainingDivergedError("refusing to checkpoint non-finite weights")
+        probe = self._eval_step(tf.constant(self.test_x), tf.constant([self.cfg.seed, 0], tf.int32))
+        if not bool(all_finite(*variables, probe["elbo"])):
+            raise TrainingDivergedError(
+                f"the weights after step {int(self.step)} are non-finite or give a non-finite ELBO; "
+                f"not checkpointed ({self._last_checkpoint_text()}). Lower the learning rates or "
+                "check the data.")
         return self.manager.save(checkpoint_number=int(self.step))
+
+    def _last_checkpoint_text(self) -> str:
+        latest = self.manager.latest_checkpoint
+        return f"the last checkpoint is {os.path.basename(latest)}" if latest else "no checkpoint exists yet"
 
     # -- the loop ---------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
@@ -268,6 +250,7 @@ class Trainer:
             raise RuntimeError(f"checkpoint step {int(self.step)} does not fit epoch {epoch} with "
                                f"{spe} steps per epoch; was steps_per_epoch or batch_size changed?")
         sums: dict[str, float] = {}
+        in_sums = int(self.epoch_sum_steps) if done_in_epoch else 0  # steps already summed
         t0 = time.perf_counter()
         batches = self._epoch_batches(epoch, done_in_epoch, spe - done_in_epoch)
         bar = tqdm(total=spe, initial=done_in_epoch, desc=f"epoch {epoch}/{cfg.num_epochs}",
@@ -275,25 +258,32 @@ class Trainer:
         n_new = 0
         for x in batches:
             out = self._train_step(x, tf.stack([tf.constant(cfg.seed, tf.int64), self.step.read_value()]))
-            if not bool(out.pop("finite")):
+            flags = {k: bool(out.pop(k)) for k in (*FLAG_KEYS, "finite")}
+            if not flags["finite"]:
                 bar.close()
                 raise TrainingDivergedError(
-                    f"non-finite loss or gradient at epoch {epoch}, step {int(self.step)} "
-                    f"(-ELBO {float(-out['elbo']):.4g}); the step was not applied and no checkpoint "
-                    "was written. Lower the learning rates or check the data.")
+                    f"non-finite loss or gradient at epoch {epoch}, step {int(self.step) + 1}, in the "
+                    f"{failed_block(flags)} update (-ELBO {float(-out['elbo']):.4g}): that update and "
+                    f"the rest of the step were not applied, training stopped and nothing after the "
+                    f"last checkpoint was saved ({self._last_checkpoint_text()}). Lower the learning "
+                    "rates or check the data.")
             self.step.assign_add(1)
+            if not sums:
+                sums = self._restored_sums(sorted(out), in_sums)
             n_new += 1
+            in_sums += 1
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] += float(v)
             bar.update(1)
             if n_new % 10 == 0:
-                bar.set_postfix(neg_elbo=f"{-sums['elbo'] / n_new:.2f}", sigma=f"{float(out['sigma']):.4f}")
+                bar.set_postfix(neg_elbo=f"{-sums['elbo'] / in_sums:.2f}", sigma=f"{float(out['sigma']):.4f}")
             if int(self.step) % cfg.checkpoint_every_steps == 0:
+                self._store_sums(sums, in_sums)
                 self.save_checkpoint()
         bar.close()
         train_seconds = time.perf_counter() - t0
         row: dict[str, Any] = {"epoch": epoch, "step": int(self.step)}
-        row.update({f"train_{k}": v / max(n_new, 1) for k, v in sums.items()})
+        row.update({f"train_{k}": v / max(in_sums, 1) for k, v in sums.items()})
         refit_t0 = time.perf_counter()
         row.update(self.prior.end_of_epoch(self.sample_training_z, epoch))
         if self.distributed:  # every worker refits; all take the chief's result
@@ -306,9 +296,30 @@ class Trainer:
         row.update({"sigma": float(tf.abs(self.vae.sigma)), "lr_ae": ae_learning_rate(cfg, epoch),
                     "seconds_training": train_seconds, "epoch_seconds": time.perf_counter() - t0,
                     "images_per_second": n_new * cfg.batch_size / max(train_seconds, 1e-9)})
+        bad = sorted(k for k, v in row.items() if isinstance(v, float) and not np.isfinite(v))
+        if bad:
+            raise TrainingDivergedError(
+                f"epoch {epoch} ended with non-finite {', '.join(bad)}; its outputs and checkpoint "
+                f"were not written ({self._last_checkpoint_text()}). Lower the learning rates or "
+                "check the data.")
         self._epoch_outputs(epoch, row)
         self.epochs_done.assign(epoch)
+        self._store_sums({}, 0)
         self.save_checkpoint()
+
+    def _restored_sums(self, keys: list[str], steps: int) -> dict[str, float]:
+        """The epoch's running sums for ``keys`` (sorted): the checkpointed ones after a resume."""
+        if len(keys) > MAX_TRAIN_METRICS:
+            raise RuntimeError(f"{len(keys)} step metrics exceed MAX_TRAIN_METRICS {MAX_TRAIN_METRICS}")
+        values = self.epoch_sums.numpy() if steps else np.zeros(len(keys))
+        return {k: float(values[i]) for i, k in enumerate(keys)}
+
+    def _store_sums(self, sums: dict[str, float], steps: int) -> None:
+        """Put the running sums (sorted keys) into the checkpointed variables."""
+        values = np.zeros(MAX_TRAIN_METRICS)
+        values[:len(sums)] = [sums[k] for k in sorted(sums)]
+        self.epoch_sums.assign(values)
+        self.epoch_sum_steps.assign(steps)
 
     def _epoch_outputs(self, epoch: int, row: dict[str, Any]) -> None:
         """Figures, TensorBoard and the metrics line of one finished epoch."""

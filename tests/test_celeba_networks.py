@@ -107,8 +107,11 @@ def test_config_rules():
 
 def test_step_restart_schedule():
     cfg = celeba_cfg(lr_schedule="step_restart", learning_rate_ae=5e-4, lr_decay_ae=0.99)
-    expected = {1: 5e-4, 24: 5e-4 * 0.99 ** 23, 25: 2.5e-4, 49: 2.5e-4 * 0.99 ** 24, 50: 1e-4,
-                74: 1e-4 * 0.99 ** 24, 75: 5e-5, 80: 5e-5 * 0.99 ** 5}
+    # the original: lr * 0.99^(e-1) up to epoch 25, then lr/2 * 0.99^(e-25) up to 50,
+    # lr/5 * 0.99^(e-50) up to 75, lr/10 * 0.99^(e-75) after
+    expected = {1: 5e-4, 24: 5e-4 * 0.99 ** 23, 25: 5e-4 * 0.99 ** 24, 26: 2.5e-4 * 0.99,
+                50: 2.5e-4 * 0.99 ** 25, 51: 1e-4 * 0.99, 75: 1e-4 * 0.99 ** 25,
+                76: 5e-5 * 0.99, 80: 5e-5 * 0.99 ** 5}
     for epoch, lr in expected.items():
         assert training.ae_learning_rate(cfg, epoch) == pytest.approx(lr, rel=1e-12)
     exp = celeba_cfg(learning_rate_ae=5e-4)
@@ -128,7 +131,7 @@ def test_two_training_steps_per_prior(prior, tmp_path):
     trainer._begin_epoch(2)  # past pre-training: the prior's own term is in the ELBO, its step runs
     # eager: tracing the 128x128 graph costs ~5 s per prior on 2 cores; the compiled step is
     # covered by tests/test_distributed.py (mirrored LaDDer epoch, two-worker CelebA run)
-    trainer._train_step = trainer._train_step_impl
+    trainer._train_step = trainer.block_step
     vae_before = [v.numpy() for v in trainer.vae.network_variables]
     prior_before = [v.numpy() for v in trainer.prior.trainable_variables]
     outs = [trainer._train_step(batch, tf.constant([0, i], tf.int64))

@@ -54,6 +54,12 @@ def test_run_directory_contents_and_resume_equivalence(tmp_path):
     assert int(resumed.step) == 12 and [r["epoch"] for r in rows] == [1, 2]
     for a, b in zip(weights(full), weights(resumed)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # the resumed epoch's train_* metrics cover the whole epoch, as an uninterrupted one's
+    full_row, cut_row = read_jsonl(tmp_path / "full" / "metrics.jsonl")[1], rows[1]
+    train_keys = [k for k in full_row if k.startswith("train_")]
+    assert "train_elbo" in train_keys
+    for k in train_keys:
+        np.testing.assert_allclose(cut_row[k], full_row[k], rtol=1e-4, atol=1e-4, err_msg=k)
 
     run = tmp_path / "full"
     for name in ("config.json", "metrics.jsonl", "checkpoints/checkpoint", "figures/losses.png",
@@ -88,6 +94,18 @@ def test_non_finite_step_is_skipped_and_never_checkpointed(tmp_path, monkeypatch
     run = load_run(str(tmp_path))
     assert run.checkpoint.endswith("ckpt-2")
     assert all(np.all(np.isfinite(v.numpy())) for v in run.vae.trainable_variables)
+
+
+def test_enormous_finite_weights_are_never_checkpointed(tmp_path):
+    """A learning rate of 1e38 gives finite weights of ~1e38 after one step, whose ELBO is not
+    finite: nothing of it may be checkpointed, and the message says what was kept."""
+    cfg = from_dict({**TINY, "learning_rate_ae": 1e38, "checkpoint_every_steps": 1, "num_epochs": 1})
+    trainer = training.Trainer(cfg, synthetic_data(), str(tmp_path), show_progress=False)
+    with pytest.raises(training.TrainingDivergedError, match="no checkpoint exists yet") as err:
+        trainer.fit()
+    assert "not checkpointed" in str(err.value) or "not applied" in str(err.value)
+    assert not os.path.exists(tmp_path / "checkpoints" / "checkpoint")
+    assert not os.path.exists(tmp_path / "metrics.jsonl")
 
 
 def test_loaded_run_reproduces_samples(tmp_path):

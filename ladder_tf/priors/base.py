@@ -6,10 +6,11 @@ The training loop only ever calls these methods, so adding a prior never touches
 - ``prior_terms(z, mean, std, seed)``: one forward pass serving both blocks of Algorithm 1:
   the prior term of the data ELBO (E_q[log p(z)] or its lower bound, differentiable w.r.t.
   the encoder) and the prior's own objective for its own variables;
-- ``variable_groups()`` / ``apply_gradients(grads, finite)``: the prior's own update
-  (its optimisers, schedules and the non-finite guard), from gradients the trainer takes
-  in the same backward pass as the data VAE's; ``train_step`` is the same update as a
-  standalone step with the data VAE held fixed;
+- ``own_step(mean, std, seed, condition)``: the prior's own block of Algorithm 1 (its
+  optimisers in order, fresh noise each, the data VAE held fixed), run after the data
+  VAE's block in the default sequential step (ladder_tf.block_updates);
+- ``variable_groups()`` / ``apply_gradients(grads, finite)``: the same update from
+  gradients taken in one backward pass with the data VAE's (the opt-in fused step);
 - ``end_of_epoch(sample_z, epoch)``: refits (mixture CAVI / EM), given a function that
   draws z for n training images;
 - ``sample(n, seed)``: z for generation; ``log_prob(z)`` where it exists;
@@ -40,6 +41,15 @@ def seed_pair(seed: int | tf.Tensor) -> tf.Tensor:
 SampleZ = Callable[[int, int], tf.Tensor]  # (n, seed) -> z (n, d_z) of n training images
 
 
+def fit_sample_count(requested: int, batch_size: int) -> int:
+    """Codes a mixture refit draws for ``requested`` (fast_fit_samples / accurate_fit_samples).
+
+    The original encodes whole training batches, ``requested // batch_size + 1`` of them
+    (2,048 for 2,000 at batch 256, 20,224 for 20,000), and this reproduces that count.
+    """
+    return (requested // batch_size + 1) * batch_size
+
+
 @dataclass
 class OptimizerGroup:
     """One optimiser and the variables it updates, with its per-epoch lr schedule."""
@@ -48,6 +58,7 @@ class OptimizerGroup:
     variables: Callable[[], list[tf.Variable]]
     base_lr: float
     rate: float
+    objective: Callable | None = None  # the terms that depend on these variables (None: all)
 
 
 class Prior(tf.Module):
@@ -62,11 +73,10 @@ class Prior(tf.Module):
     False when its variables ascend the ELBO itself (VampPrior's pseudo-inputs), whose
     prior term does not depend on them during pre-training.
 
-    Contract of the fused step: the prior's own variables ascend the same ``objective``
-    that enters the data ELBO, so outside pre-training their gradient comes from the data
-    VAE's loss itself, and ``objective`` never depends on the data VAE's variables in a way
-    the prior should train (it receives z, mean, std; VampPrior's encoder use is part of
-    the data ELBO, as in the original).
+    The prior's own variables ascend the same ``objective`` that enters the data ELBO,
+    and ``objective`` never depends on the data VAE's variables in a way the prior should
+    train (it receives z, mean, std; VampPrior's encoder use is part of the data ELBO, as in
+    the original).
     """
 
     uses_pretraining = False
@@ -84,11 +94,16 @@ class Prior(tf.Module):
 
     # -- construction helpers -------------------------------------------------------
     def add_optimizer(self, name: str, variables: Callable[[], list[tf.Variable]],
-                      base_lr: float, rate: float) -> None:
-        """Register an Adam optimiser for ``variables`` (built lazily by ``build``)."""
+                      base_lr: float, rate: float, objective: Callable | None = None) -> None:
+        """Register an Adam optimiser for ``variables`` (built lazily by ``build``).
+
+        ``objective``: optionally the part of ``objective`` that depends on ``variables``
+        (same signature, same seed use), so the sequential step computes no terms whose
+        gradient is zero for this group; the fused step always uses ``objective``.
+        """
         optimizer = make_adam(self.cfg, base_lr, name)
         self.prior_optimizers.append(optimizer)
-        self._groups.append(OptimizerGroup(optimizer, variables, base_lr, rate))
+        self._groups.append(OptimizerGroup(optimizer, variables, base_lr, rate, objective))
 
     def build(self) -> None:
         """Create optimiser slots; called once by the trainer before the first step."""
@@ -148,25 +163,40 @@ class Prior(tf.Module):
         for group, gs, vs in zip(self._groups, grads, self.variable_groups()):
             apply_if(self.active & finite, group.optimizer, gs, vs)
 
-    def train_step(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
-                   seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        """A standalone step of every optimiser group on -objective, z, mean, std fixed.
+    def own_step(self, mean: tf.Tensor, std: tf.Tensor, seed: tf.Tensor,
+                 condition: tf.Tensor | bool = True) -> tf.Tensor:
+        """The prior's own block of Algorithm 1: each optimiser group in turn, data VAE fixed.
 
-        The trainer does the same update fused with the data VAE's step; this is the same
-        block-coordinate update for callers that hold a z batch. Returns the objective's
-        metrics and ``prior_finite`` (False when a non-finite step was skipped).
+        For group g (in registration order: e.g. the prior VAE's networks, then its inner
+        sigma), a fresh z ~ N(mean, std^2) and fresh objective noise from
+        ``fold_in(seed, g)``, then one step on -objective (the group's own objective where it
+        registered one) at the variables left by the groups before it: the order of the
+        authors' separate optimiser runs. mean, std (B, d_z) are held fixed (the data VAE's
+        posterior at its current weights). A group's step is applied only when the prior is
+        active (and, for priors whose objective is the ELBO's own term, not pre-training),
+        ``condition`` holds and its loss and gradients are finite; a non-finite group also
+        skips the groups after it. Returns True when no group was non-finite.
         """
-        if not self._groups:
-            return {}
-        z, mean, std = (tf.stop_gradient(t) for t in (z, mean, std))
-        variables = self.variable_groups()
-        with tf.GradientTape() as tape:
-            value, metrics = self.objective(z, mean, std, seed)
-            loss = tf.nn.compute_average_loss(-value)  # the global batch's mean under a strategy
-        grads = tape.gradient(loss, variables)
-        finite = all_finite(loss, *[g for gs in grads for g in gs])
-        self.apply_gradients(grads, finite)
-        return {**metrics, "prior_objective": tf.reduce_mean(value), "prior_finite": finite}
+        mean, std = tf.stop_gradient(mean), tf.stop_gradient(std)
+        ok = tf.convert_to_tensor(condition) & self.active
+        if not self.trains_while_pretraining:  # its objective is the ELBO's term: N(0, I) now
+            ok = ok & tf.logical_not(self.pretraining)
+        all_finite_groups = tf.constant(True)
+        for g, group in enumerate(self._groups):
+            z_seed, objective_seed = tf.unstack(tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int32), g), 2))
+            variables = group.variables()
+            objective = group.objective or self.objective
+            with tf.GradientTape() as tape:
+                z = elbo.reparameterise(mean, std, z_seed)
+                value, _ = objective(z, mean, std, objective_seed)
+                loss = tf.nn.compute_average_loss(-value)  # the global batch's mean under a strategy
+            grads = tape.gradient(loss, variables)
+            finite = all_finite(loss, *grads)
+            apply_if(ok & finite, group.optimizer, grads, variables)
+            ok = ok & finite
+            all_finite_groups = all_finite_groups & finite
+        return all_finite_groups
 
     def end_of_epoch(self, sample_z: SampleZ, epoch: int) -> dict[str, float]:
         """Per-epoch refit; returns metrics for metrics.jsonl."""

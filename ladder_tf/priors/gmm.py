@@ -3,16 +3,18 @@
     p(z) = sum_k w_k N(z; m_k, C_k + jitter I)
 
 K = ``n_mixtures``; jitter = ``gmm_covariance_jitter`` (the original's 0.01 added to the
-covariance diagonals of the mixture used in the loss and for sampling). The mixture is
-not trained by gradient: at the end of every epoch maximum-likelihood EM
+covariance diagonals of the mixture in the loss; ``log_prob`` is that density, while
+samples and figures use the fitted covariances without it, as the original's). The
+mixture is not trained by gradient: at the end of every epoch maximum-likelihood EM
 (:class:`ladder_tf.mixture.GaussianMixtureEM`, the original's scikit-learn
-``GaussianMixture``) refits it on one z ~ q(z|x) per training image (REFERENCE.md section 6):
+``GaussianMixture``) refits it on one z ~ q(z|x) per training image, in whole batches
+(docs/original.md, section 6):
 
 - every epoch but the last, a "fast" fit on ``fast_fit_samples`` z with at most
   ``fast_fit_max_iter`` iterations, warm-started from the previous fit;
 - at the last epoch, an "accurate" fit on ``accurate_fit_samples`` z with at most
-  ``accurate_fit_max_iter`` iterations (also warm-started, so the final mixture refines
-  the one the data VAE was trained against).
+  ``accurate_fit_max_iter`` iterations, started afresh with one initialisation (the
+  original's final fit), used for samples, figures and the saved mixture.
 
 The first fit of a run starts afresh (``GM_fit_restart`` k-means-seeded restarts): before
 it the mixture is K equal-weight unit Gaussians (the original's epoch-1 prior), from which
@@ -30,7 +32,7 @@ from ladder_tf import figures
 from ladder_tf.config import Config
 from ladder_tf.io_utils import atomic_path
 from ladder_tf.mixture import GaussianMixtureEM
-from ladder_tf.priors.base import Prior, SampleZ, seed_pair
+from ladder_tf.priors.base import Prior, SampleZ, fit_sample_count, seed_pair
 
 
 class GMMPrior(Prior):
@@ -56,10 +58,12 @@ class GMMPrior(Prior):
         cfg = self.cfg
         accurate = epoch >= cfg.num_epochs
         n = cfg.accurate_fit_samples if accurate else cfg.fast_fit_samples
-        self.mixture.max_iter = cfg.accurate_fit_max_iter if accurate else cfg.fast_fit_max_iter
-        z = sample_z(n, epoch)
+        z = sample_z(fit_sample_count(n, cfg.batch_size), epoch)
         before = float(tf.reduce_mean(self.mixture.log_prob(z)))
-        result = self.mixture.fit(z)
+        if accurate:  # the original's final fit: a fresh one, one initialisation
+            result = self.mixture.fit(z, max_iter=cfg.accurate_fit_max_iter, warm_start=False, n_init=1)
+        else:
+            result = self.mixture.fit(z, max_iter=cfg.fast_fit_max_iter)
         after = float(tf.reduce_mean(self.mixture.log_prob(z)))
         return {"gmm_accurate_fit": int(accurate), "gmm_fit_samples": int(z.shape[0]),
                 "gmm_n_iter": result.n_iter, "gmm_converged": int(result.converged),
@@ -67,7 +71,8 @@ class GMMPrior(Prior):
                 "gmm_fit_seconds": result.seconds}
 
     def sample(self, n: int, seed: int) -> tf.Tensor:
-        return self.mixture.sample(n, seed=seed_pair(seed))
+        """n draws of the fitted mixture, without the loss's covariance jitter (the original's)."""
+        return self.mixture.sample(n, seed=seed_pair(seed), jitter=False)
 
     def log_prob(self, z: tf.Tensor) -> tf.Tensor:
         """log p(z) (with the covariance jitter, as in the loss); (..., d_z) -> (...)."""
@@ -79,8 +84,9 @@ class GMMPrior(Prior):
             return []
         m = self.mixture
         path = os.path.join(fig_dir, f"gmm_density_e{epoch:03d}.png")
+        fitted = m.distribution(jitter=False)  # drawn without the loss's jitter, as the original
         return [figures.plot_density_2d(
-            lambda p: m.log_prob(p).numpy(), z_mean, labels, path, means=m.means.numpy(),
+            lambda p: fitted.log_prob(tf.constant(p, tf.float32)).numpy(), z_mean, labels, path, means=m.means.numpy(),
             covariances=m.covariances.numpy(), weights=m.weights.numpy(),
             title=f"GMM prior, epoch {epoch}")]
 

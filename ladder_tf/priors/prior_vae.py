@@ -1,4 +1,4 @@
-"""Priors on z defined by a second, "prior" VAE on z (REFERENCE.md sections 3, 4 and 6).
+"""Priors on z defined by a second, "prior" VAE on z (docs/original.md, sections 3, 4 and 6).
 
 The data VAE's cross-entropy E_q(z|x)[log p(z)] is replaced by the prior VAE's ELBO on the
 sampled z (one z per image, one t per z):
@@ -35,7 +35,7 @@ from ladder_tf import elbo, figures
 from ladder_tf.config import Config
 from ladder_tf.io_utils import atomic_path
 from ladder_tf.networks.prior_vae import build_prior_decoder, build_prior_encoder
-from ladder_tf.priors.base import Prior, SampleZ, seed_pair
+from ladder_tf.priors.base import Prior, SampleZ, fit_sample_count, seed_pair
 
 tfd = tfp.distributions
 
@@ -70,7 +70,8 @@ class PriorVAEPrior(Prior):
                            cfg.learning_rate_prior, cfg.lr_growth_prior)
         if cfg.TRAIN_inner_sigma:
             self.add_optimizer("adam_inner_sigma", lambda: [self.inner_sigma],
-                               cfg.learning_rate_inner_sigma, cfg.lr_growth_prior)
+                               cfg.learning_rate_inner_sigma, cfg.lr_growth_prior,
+                               objective=self.code_reconstruction_objective)
 
     @property
     def network_variables(self) -> list[tf.Variable]:
@@ -106,6 +107,13 @@ class PriorVAEPrior(Prior):
         keep = tf.cast(std <= 1.0, std.dtype)
         return tf.where(self.use_mask, keep, tf.ones_like(keep))
 
+    def _code_reconstruction(self, z: tf.Tensor, std: tf.Tensor, t_mean: tf.Tensor,
+                             t_std: tf.Tensor, t_seed: tf.Tensor) -> tf.Tensor:
+        """E_q(t|z)[log N(z; mu_alpha(t), s^2 I)] from one t ~ q(t|z) drawn with ``t_seed``: (B,)."""
+        t = elbo.reparameterise(t_mean, t_std, t_seed)
+        mask = self.code_mask(std) if self.uses_mask else None
+        return elbo.gaussian_reconstruction(z, self.decoder(t), self.effective_inner_sigma(), mask)
+
     def objective(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
                   seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """L'(z) per example (B,) and the batch means of its terms.
@@ -115,17 +123,26 @@ class PriorVAEPrior(Prior):
         """
         t_seed, mc_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         t_mean, t_std = self.encoder(z)
-        t = elbo.reparameterise(t_mean, t_std, t_seed)
-        scale = self.effective_inner_sigma()
-        mask = self.code_mask(std) if self.uses_mask else None
         terms = {
-            "code_reconstruction": elbo.gaussian_reconstruction(z, self.decoder(t), scale, mask),
+            "code_reconstruction": self._code_reconstruction(z, std, t_mean, t_std, t_seed),
             "t_entropy": elbo.gaussian_entropy(t_std),
             "t_cross_entropy": self.t_cross_entropy(t_mean, t_std, mc_seed),
         }
         metrics = {k: tf.reduce_mean(v) for k, v in terms.items()}
-        metrics["inner_sigma"] = scale
+        metrics["inner_sigma"] = self.effective_inner_sigma()
         return tf.add_n(list(terms.values())), metrics
+
+    def code_reconstruction_objective(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
+                                      seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The one term of L'(z) that depends on the inner sigma, with ``objective``'s t draw.
+
+        The inner sigma's gradient of this equals that of ``objective`` for the same
+        arguments (the entropy and cross-entropy of t do not involve it), without the
+        Monte-Carlo cross-entropy's cost; the inner sigma's own optimiser step uses it.
+        """
+        t_seed, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        t_mean, t_std = self.encoder(z)
+        return self._code_reconstruction(z, std, t_mean, t_std, t_seed), {}
 
     @tf.function(reduce_retracing=True)
     def _sample_t_given_z(self, z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -257,15 +274,18 @@ class LadderPrior(PriorVAEPrior):
         """Refit xi by CAVI on t of training images, from epoch ``sg_pretraining`` on.
 
         The fast fit uses ``fast_fit_samples`` images (seed = epoch); the accurate fit
-        ``accurate_fit_samples`` other ones, every ``accurate_fit`` epochs and at the last.
+        ``accurate_fit_samples`` other ones, every ``accurate_fit`` epochs and at the last;
+        each rounded up to whole batches as the original (``fit_sample_count``).
         """
         cfg = self.cfg
         if epoch < cfg.sg_pretraining:
             return {}
-        metrics = self._refit(self.fast, "fast_fit", sample_z, cfg.fast_fit_samples, epoch)
+        metrics = self._refit(self.fast, "fast_fit", sample_z,
+                              fit_sample_count(cfg.fast_fit_samples, cfg.batch_size), epoch)
         if epoch % cfg.accurate_fit == 0 or epoch == cfg.num_epochs:
             metrics.update(self._refit(self.accurate, "accurate_fit", sample_z,
-                                       cfg.accurate_fit_samples, ACCURATE_SEED_OFFSET + epoch))
+                                       fit_sample_count(cfg.accurate_fit_samples, cfg.batch_size),
+                                       ACCURATE_SEED_OFFSET + epoch))
             self.has_accurate.assign(True)
         return metrics
 
