@@ -6,19 +6,17 @@ options: ``activation='leaky_relu'`` and ``output_activation='relu'``. Widths sc
 """
 from __future__ import annotations
 
-import tensorflow as tf
 import tf_keras as keras
 
 from ladder_tf.config import Config
-from ladder_tf.networks.layers import GaussianHead, activation_layer
+from ladder_tf.networks.layers import GaussianHead, activation_layer, depth_to_space, symmetric_pad
 
 
 def build_encoder(cfg: Config) -> keras.Model:
     """x (B, 28, 28, 1) in [0, 1] -> (mean (B, d_z), std (B, d_z)) of q(z|x)."""
     h = cfg.num_hidden_units
     x = keras.Input(shape=cfg.image_shape, name="x")
-    y = keras.layers.Lambda(lambda t: tf.pad(t, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="SYMMETRIC"),
-                            name="symmetric_pad")(x)
+    y = symmetric_pad(2, name="symmetric_pad")(x)
     for i, filters in enumerate((h // 16, h // 4, h)):
         y = keras.layers.Conv2D(filters, 3, strides=2, padding="same", name=f"conv{i}")(y)
         y = activation_layer(cfg.activation, name=f"conv{i}_act")(y)
@@ -36,11 +34,11 @@ def build_decoder(cfg: Config) -> keras.Model:
     y = keras.layers.Dense(16 * h, name="fc")(z)
     y = activation_layer(cfg.activation, name="fc_act")(y)
     y = keras.layers.Reshape((1, 1, 16 * h))(y)
-    y = keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, 4), name="d2s4")(y)
+    y = depth_to_space(4, name="d2s4")(y)
     for i, filters in enumerate((h, h // 4, h // 16)):
         y = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(y)
         y = activation_layer(cfg.activation, name=f"conv{i}_act")(y)
-        y = keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2), name=f"d2s2_{i}")(y)
+        y = depth_to_space(2, name=f"d2s2_{i}")(y)
     y = keras.layers.Conv2D(cfg.dim_input_channel, 5, padding="valid", name="out")(y)
     y = activation_layer(cfg.output_activation, name="out_act")(y)
     return keras.Model(z, y, name="decoder")
