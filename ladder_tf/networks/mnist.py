@@ -1,8 +1,10 @@
 """The MNIST / Fashion-MNIST encoder and decoder of supplementary E.1.
 
 Defaults follow the paper (ReLU, sigmoid output). The original code's choices are config
-options: ``activation='leaky_relu'`` and ``output_activation='relu'``. Widths scale with
-``num_hidden_units`` (256 gives the paper's 16/64/256 filters, FC 64 and FC 4096).
+options: ``activation='leaky_relu'`` and ``output_activation='relu'``; with them this is the
+original's digits network (its Fashion-MNIST pair is ``ladder_tf.networks.mnist_original``).
+Widths scale with ``num_hidden_units`` (256 gives the paper's 16/64/256 filters, FC 64 and
+FC 4096).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ K = ``n_mixtures``; jitter = ``gmm_covariance_jitter`` (the original's 0.01 adde
 covariance diagonals of the mixture used in the loss and for sampling). The mixture is
 not trained by gradient: at the end of every epoch maximum-likelihood EM
 (:class:`ladder_tf.mixture.GaussianMixtureEM`, the original's scikit-learn
-``GaussianMixture``) refits it on one z ~ q(z|x) per training image (REFERENCE.md section 6):
+``GaussianMixture``) refits it on one z ~ q(z|x) per training image (docs/original.md, section 6):
 
 - every epoch but the last, a "fast" fit on ``fast_fit_samples`` z with at most
   ``fast_fit_max_iter`` iterations, warm-started from the previous fit;

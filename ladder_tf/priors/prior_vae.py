@@ -1,4 +1,4 @@
-"""Priors on z defined by a second, "prior" VAE on z (REFERENCE.md sections 3, 4 and 6).
+"""Priors on z defined by a second, "prior" VAE on z (docs/original.md, sections 3, 4 and 6).
 
 The data VAE's cross-entropy E_q(z|x)[log p(z)] is replaced by the prior VAE's ELBO on the
 sampled z (one z per image, one t per z):
