@@ -12,6 +12,7 @@ from ladder_tf import training
 from ladder_tf.networks import build_networks
 from ladder_tf.networks.prior_vae import build_prior_decoder, build_prior_encoder
 from synthetic import synthetic_data
+from test_celeba_networks import conv, count, dense
 from test_config import ORIGINAL_FASHION
 
 ORIGINAL = {
@@ -31,18 +32,6 @@ FIXED = {"adam_beta1": 0.9, "adam_beta2": 0.95, "grad_clip_value": 1.0, "lr_deca
 
 def load(name, *overrides):
     return config_lib.load(f"configs/original/{name}.json", overrides)
-
-
-def count(model):
-    return int(sum(np.prod(v.shape) for v in model.trainable_variables))
-
-
-def conv(k, c_in, c_out):
-    return k * k * c_in * c_out + c_out
-
-
-def dense(n_in, n_out):
-    return n_in * n_out + n_out
 
 
 @pytest.mark.parametrize("name", sorted(ORIGINAL))

@@ -27,7 +27,8 @@ from __future__ import annotations
 import tf_keras as keras
 
 from ladder_tf.config import Config
-from ladder_tf.networks.layers import GaussianHead, activation_layer, depth_to_space, symmetric_pad
+from ladder_tf.networks.layers import activation_layer, depth_to_space
+from ladder_tf.networks.mnist import conv_encoder
 
 # (filters as a divisor of h, stride, padding) of the encoder's four convolutions
 ENCODER_CONVS = ((4, 2, "same"), (4, 2, "same"), (2, 2, "same"), (2, 1, "valid"))
@@ -39,16 +40,7 @@ DECODER_KERNELS = (1, 3, 3, 3)
 def build_encoder(cfg: Config) -> keras.Model:
     """x (B, 28, 28, C) in [0, 1] -> (mean (B, d_z), std (B, d_z)) of q(z|x)."""
     h = cfg.num_hidden_units
-    x = keras.Input(shape=cfg.image_shape, name="x")
-    y = symmetric_pad(2, name="symmetric_pad")(x)
-    for i, (div, stride, padding) in enumerate(ENCODER_CONVS):
-        y = keras.layers.Conv2D(h // div, 3, strides=stride, padding=padding, name=f"conv{i}")(y)
-        y = activation_layer(cfg.activation, name=f"conv{i}_act")(y)
-    y = keras.layers.Flatten()(y)
-    y = keras.layers.Dense(h, name="fc")(y)
-    y = activation_layer(cfg.activation, name="fc_act")(y)
-    mean, std = GaussianHead(cfg.code_size, cfg.latent_variance_precision, name="q_z")(y)
-    return keras.Model(x, [mean, std], name="encoder")
+    return conv_encoder(cfg, [(h // div, stride, padding) for div, stride, padding in ENCODER_CONVS], h)
 
 
 def build_decoder(cfg: Config) -> keras.Model:
