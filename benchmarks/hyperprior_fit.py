@@ -1,6 +1,6 @@
 """Benchmark: LaDDer's hyper-prior fit, ``ladder_tf.mixture`` against scikit-learn.
 
-The accurate fit of the original (supplementary section B, REFERENCE.md section 6):
+The accurate fit of the original (supplementary section B, docs/original.md, section 6):
 K = 50 components, Dirichlet-process weight prior with concentration 0.1, tol 1e-3,
 max_iter 2000, on 20,000 samples, here of d = 2, 8 and 16. The data imitate a VAE's
 latent codes: 20 clusters of very unequal size (Dirichlet(0.7) weights), anisotropic

@@ -60,9 +60,12 @@ class BlockStep:
         self.opt_vae, self.opt_sigma = opt_vae, opt_sigma
 
     def data_variables(self) -> tuple[list[tf.Variable], list[tf.Variable]]:
-        """(encoder + decoder weights, [sigma]), each empty when its TRAIN_ flag is off."""
+        """(encoder + decoder weights, [sigma]), each empty when its TRAIN_ flag is off.
+
+        As in the original, sigma is trained only together with the data VAE.
+        """
         nets = self.vae.network_variables if self.cfg.TRAIN_VAE else []
-        return nets, ([self.vae.sigma] if self.cfg.TRAIN_sigma else [])
+        return nets, ([self.vae.sigma] if self.cfg.TRAIN_sigma and self.cfg.TRAIN_VAE else [])
 
     def __call__(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         seed = distributed.replica_seed(seed)

@@ -1,6 +1,6 @@
 """Latent interpolation: the shortest path (SP) and the shortest likely path (SLP).
 
-REFERENCE.md section 9 (the authors' demo; supplementary F.4, Figures 6 and 7). A path
+docs/original.md, section 9 (the authors' demo; supplementary F.4, Figures 6 and 7). A path
 between two end points a, b in a latent space with density p has ``n_step`` intermediate
 points p_1..p_n; with p_0 = a, p_{n+1} = b its n + 1 segment lengths l_i = |p_i - p_{i-1}|.
 
@@ -34,7 +34,7 @@ DENSE_PER_SEGMENT = 16  # points per segment when log p is measured along the po
 
 @dataclass(frozen=True)
 class SLPSettings:
-    """The original's optimiser settings, weights and iteration count (REFERENCE.md s. 9).
+    """The original's optimiser settings, weights and iteration count (docs/original.md, section 9).
 
     ``epsilon``: Adam's, as TF1's AdamOptimizer default (the original's optimiser).
     """
@@ -82,7 +82,7 @@ class PathResult:
 
 # -- path spaces ---------------------------------------------------------------------
 def sampled_t_mean(encode, encode_t, images: tf.Tensor, seed: int) -> tf.Tensor:
-    """t mean of one z ~ q(z|x) per image (REFERENCE.md s. 9's LaDDer end points), (B, d_t).
+    """t mean of one z ~ q(z|x) per image (the end points of docs/original.md, section 9), (B, d_t).
 
     The z noise is ``stateless_normal(seed=[seed, 0])``, so a run and its SavedModel agree.
     """

@@ -8,7 +8,7 @@ import pytest
 from ladder_tf import config as config_lib
 from ladder_tf.config import ConfigError
 
-ORIGINAL_FASHION = {  # the authors' mnist_fashion config, as REFERENCE.md lists it
+ORIGINAL_FASHION = {  # the original's codes/mnist_fashion_config.json (docs/original.md, section 1)
     "exp_name": "mnist_fashion", "prior": "ours", "loss_function": "ELBO",
     "inner_activation": "leaky_relu", "n_mixtures": 50, "GM_fit_restart": 1, "n_MC_samples": 100,
     "num_epochs": 30, "sg_pretraining": 10, "use_mask_start": 50, "accurate_fit": 10,

@@ -1,4 +1,9 @@
-"""Network builders per data set: ``build_networks(cfg)`` -> (encoder, decoder)."""
+"""Network builders per data set: ``build_networks(cfg)`` -> (encoder, decoder).
+
+MNIST sets: ``mnist`` (the paper's, default) or, with ``mnist_network='original_fashion'``,
+``mnist_original`` (the authors' code's Fashion-MNIST pair). CelebA: ``celeba``, whose
+``celeba_network`` key picks the paper's or the original's layers inside that module.
+"""
 from __future__ import annotations
 
 import tf_keras as keras
@@ -8,7 +13,9 @@ from ladder_tf.config import Config
 
 def build_networks(cfg: Config) -> tuple[keras.Model, keras.Model]:
     """The data VAE's encoder q(z|x) and decoder mean of p(x|z) for ``cfg.exp_name``."""
-    if cfg.exp_name.startswith("mnist"):
+    if cfg.exp_name.startswith("mnist") and cfg.mnist_network == "original_fashion":
+        from ladder_tf.networks import mnist_original as module
+    elif cfg.exp_name.startswith("mnist"):
         from ladder_tf.networks import mnist as module
     elif cfg.exp_name == "celeba":
         from ladder_tf.networks import celeba as module

@@ -1,7 +1,7 @@
 """The CelebA 128x128 encoder and StyleGAN-like decoder (supplementary E.2).
 
 Widths scale with h = ``num_hidden_units`` (512 gives the paper's channel counts).
-``celeba_network`` picks the variant; the paper is the default (REFERENCE.md section 2):
+``celeba_network`` picks the variant; the paper is the default (docs/original.md, section 2):
 
 ``paper``
     Encoder: five 3x3 stride-2 "same" convs with h/16, h/8, h/4, h/2, h filters (32 ... 512),
@@ -17,14 +17,15 @@ Widths scale with h = ``num_hidden_units`` (512 gives the paper's channel counts
     stride 1), each with batch normalisation (proper training/inference modes here) and
     the activation, then the Gaussian head on the flattened 2x2xh map (no FC layer).
     Decoder: v = act(FC h(z)) is the 1x1 feature and the mapping network's input; conv 1x1
-    h; four styled blocks at 2, 4 (h), 16 (h/2) and 64 (h/4) with plain conv + activation
-    stages at 8, 32 and 128 between them; conv 1x1 to 3 channels.
+    h; four styled blocks, two at 2x2 (h; the second without a resize, as the original
+    runs it), then at 16 (h/2) and 64 (h/4), with plain conv + activation stages at 8, 32
+    and 128 between them; conv 1x1 to 3 channels. Instance norm uses epsilon 1e-6 here
+    (TF1's ``tf.contrib.layers.instance_norm`` default), 1e-5 in the paper variant.
 
-Two readings of under-specified text, stated here: the supplementary lists no activation
+One reading of under-specified text, stated here: the supplementary lists no activation
 inside the decoder blocks nor after FC 512; both get the configured activation (leaky
 ReLU for CelebA), as the original code has it, since without them consecutive linear
-layers collapse. The original's text skips the resize to 4x4 between its first two styled
-blocks; it is inserted so that every block doubles the resolution.
+layers collapse.
 
 Mixed precision (``mixed_precision`` 'float16' / 'bfloat16'): every layer but the Gaussian
 head and the output conv computes in the low precision; inputs and outputs stay float32,
@@ -37,11 +38,15 @@ import tf_keras as keras
 
 from ladder_tf.config import Config
 from ladder_tf.networks.layers import GaussianHead, activation_layer
-from ladder_tf.networks.style import InstanceNorm, StyleModule, Upsample
+from ladder_tf.networks.style import INSTANCE_NORM_EPSILON, InstanceNorm, StyleModule, Upsample
 
 IMAGE_SIZE = 128
 MAPPING_LAYERS = 8
 PAPER_BLOCKS = ((2, 1), (4, 1), (8, 1), (16, 2), (32, 2), (64, 4), (128, 4))  # (size, h divisor)
+# (size, h divisor, styled) of the original's seven stages; its second styled block stays at 2x2
+ORIGINAL_STAGES = ((2, 1, True), (2, 1, True), (8, 1, False), (16, 2, True), (32, 2, False),
+                   (64, 4, True), (128, 4, False))
+ORIGINAL_INSTANCE_NORM_EPSILON = 1e-6
 
 
 def compute_policy(cfg: Config) -> keras.mixed_precision.Policy | None:
@@ -77,11 +82,12 @@ def build_encoder(cfg: Config) -> keras.Model:
 
 
 def _styled_block(y: tf.Tensor, w: tf.Tensor, size: int, filters: int, act: str, name: str,
-                  dt) -> tf.Tensor:
-    """Resize to size x size, conv 3x3, instance norm, style module, activation."""
-    y = Upsample(size, name=f"{name}_resize", dtype=dt)(y)
+                  dt, epsilon: float = INSTANCE_NORM_EPSILON) -> tf.Tensor:
+    """Resize to size x size (unless already that size), conv 3x3, instance norm, style, act."""
+    if y.shape[1] != size:
+        y = Upsample(size, name=f"{name}_resize", dtype=dt)(y)
     y = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv", dtype=dt)(y)
-    y = InstanceNorm(name=f"{name}_norm", dtype=dt)(y)
+    y = InstanceNorm(epsilon, name=f"{name}_norm", dtype=dt)(y)
     y = StyleModule(filters, name=f"{name}_style", dtype=dt)([y, w])
     return activation_layer(act, name=f"{name}_act", dtype=dt)(y)
 
@@ -111,10 +117,10 @@ def build_decoder(cfg: Config) -> keras.Model:
         w = _mapping(v, h, act, dt)
         y = keras.layers.Reshape((1, 1, h), dtype=dt)(v)
         y = keras.layers.Conv2D(h, 1, name="conv_in", dtype=dt)(y)
-        for i, (size, div, styled) in enumerate(((2, 1, True), (4, 1, True), (8, 1, False), (16, 2, True),
-                                                 (32, 2, False), (64, 4, True), (128, 4, False))):
+        for i, (size, div, styled) in enumerate(ORIGINAL_STAGES):
             if styled:
-                y = _styled_block(y, w, size, h // div, act, f"block{i}", dt)
+                y = _styled_block(y, w, size, h // div, act, f"block{i}", dt,
+                                  ORIGINAL_INSTANCE_NORM_EPSILON)
             else:
                 y = Upsample(size, name=f"block{i}_resize", dtype=dt)(y)
                 y = keras.layers.Conv2D(h // div, 3, padding="same", name=f"block{i}_conv", dtype=dt)(y)

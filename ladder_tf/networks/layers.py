@@ -5,6 +5,17 @@ import tensorflow as tf
 import tf_keras as keras
 
 
+def symmetric_pad(pad: int, name: str) -> keras.layers.Layer:
+    """(B, H, W, C) -> (B, H + 2 pad, W + 2 pad, C), mirroring the border rows and columns."""
+    return keras.layers.Lambda(
+        lambda t: tf.pad(t, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC"), name=name)
+
+
+def depth_to_space(block: int, name: str) -> keras.layers.Layer:
+    """(B, H, W, C) -> (B, block H, block W, C / block^2), as tf.nn.depth_to_space."""
+    return keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, block), name=name)
+
+
 def activation_layer(kind: str, **kwargs) -> keras.layers.Layer:
     """'relu' | 'leaky_relu' (slope 0.2, as tf.nn.leaky_relu) | 'tanh' | 'sigmoid' | 'linear'."""
     if kind == "leaky_relu":

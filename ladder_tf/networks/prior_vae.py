@@ -1,4 +1,4 @@
-"""The prior VAE's networks (REFERENCE.md section 3): q_beta(t|z) and the mean of p_alpha(z|t).
+"""The prior VAE's networks (docs/original.md, section 3): q_beta(t|z) and the mean of p_alpha(z|t).
 
 Both are MLPs of ``n_layers_inner_VAE`` Dense(``num_hidden_units_inner_VAE``) layers with
 ``inner_activation``. The encoder ends in the same Gaussian head as the data encoder (mean

@@ -1,4 +1,4 @@
-"""Layers of the StyleGAN-like CelebA decoder (supplementary E.2, REFERENCE.md section 2).
+"""Layers of the StyleGAN-like CelebA decoder (supplementary E.2, docs/original.md, section 2).
 
 - ``InstanceNorm``: per-image, per-channel normalisation over height and width, with no
   learned scale or offset (the style module supplies them).
