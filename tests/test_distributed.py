@@ -45,7 +45,9 @@ MIRRORED_SCRIPT = textwrap.dedent('''
                      "latent_variance_precision": 1e-10, "sigma": 1.0})
 
     def make(strat, name, opt):
-        tr = training.Trainer(cfg, data, os.path.join(tmp, name), show_progress=False, strategy=strat)
+        mode = "fused" if opt.endswith("fused") else "sequential"
+        tr = training.Trainer(from_dict({**cfg.to_dict(), "block_update": mode}), data,
+                              os.path.join(tmp, name), show_progress=False, strategy=strat)
         if opt == "sgd":  # plain SGD shows the gradient itself (Adam's first step is ~ lr * sign)
             with tr.strategy.scope():
                 tr.opt_vae, tr.opt_sigma = keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05)
@@ -56,7 +58,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
         tr._begin_epoch(1)
         return tr
 
-    for opt in ("sgd", "adam"):
+    for opt in ("sgd", "adam", "adam_fused"):
         single, mirrored = make(None, "single" + opt, opt), make(strategy, "mirrored" + opt, opt)
         before = [v.numpy() for v in single.vae.trainable_variables]
         out["same_init"] = all(np.array_equal(a.numpy(), b.numpy()) for a, b in
@@ -140,7 +142,7 @@ def test_mirrored_step_matches_single_device_on_two_logical_cpus(tmp_path):
     out = result_of(subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                                    timeout=240, env=ENV, cwd=ROOT))
     assert out["same_init"] and out["split_ok"]
-    for opt in ("sgd", "adam"):
+    for opt in ("sgd", "adam", "adam_fused"):
         np.testing.assert_allclose(*out[opt + "_elbo"], rtol=1e-6)
         assert sum(m == 0 for m in out[opt + "_moved"]) == 2  # all but the pinned std head moved
         assert out[opt + "_max_rel_err"] < 1e-5, out
