@@ -1,6 +1,6 @@
 """Interpolate between two test images along the SP and the SLP (ladder_tf.interpolation).
 
-    python -m ladder_tf.interpolate MODEL --start I --end J --steps N --out DIR
+    ladder interpolate MODEL --start I --end J --steps N --out DIR
 
 MODEL is a run directory (config.json + checkpoints/) or an exported SavedModel; I and J
 index the test split of the model's data set. Writes to DIR:
@@ -104,9 +104,10 @@ def interpolate(model_path: str, start: int, end: int, out_dir: str,
 
 
 def parser() -> argparse.ArgumentParser:
+    from ladder_tf.cli import new_parser
+
     d = SLPSettings()
-    p = argparse.ArgumentParser(description="SP and SLP interpolation between two test images.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser(__doc__)
     p.add_argument("model", metavar="MODEL", help="run directory or exported SavedModel directory")
     p.add_argument("--start", type=int, required=True, help="test-set index of the first image")
     p.add_argument("--end", type=int, required=True, help="test-set index of the last image")
@@ -131,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     from ladder_tf.data import DataNotFoundError
     from ladder_tf.runs import RunNotFoundError
 
-    quiet_tensorflow()
     args = parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     if args.steps < 1 or args.iterations < 1:
         fail("--steps and --iterations must be at least 1")
     settings = SLPSettings(n_step=args.steps, w_path=args.w_path, w_equal=args.w_equal,

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Evaluate trained runs: FID in the layout of the paper's Table 1, and log p(x).
 
-    python evaluate.py experiments/mnist_fashion/normal experiments/mnist_fashion/ladder \\
+    ladder evaluate experiments/mnist_fashion/normal experiments/mnist_fashion/ladder \\
         --features classifier --metrics fid,nll
 """
 from __future__ import annotations
@@ -11,14 +10,13 @@ import os
 import sys
 import time
 
-from ladder_tf.cli import fail, quiet_tensorflow
+from ladder_tf.cli import fail, new_parser, quiet_tensorflow
 
 METRICS = ("fid", "nll")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser(__doc__)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (config.json + "
                    "checkpoints/) or SavedModel exports (FID only)")
     p.add_argument("--metrics", default="fid", help="comma-separated: fid, nll")
@@ -163,13 +161,13 @@ def run_nll(models, columns, data, args, result) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_tensorflow()
     args = parser().parse_args(argv)
     metrics = check_args(args)
     for path in args.runs:  # cheap checks before TensorFlow starts
         if not any(os.path.isfile(os.path.join(path, f)) for f in ("config.json", "saved_model.pb")):
             fail(f"{path} is not a run directory: it has no config.json (nor saved_model.pb)"
                  if os.path.isdir(path) else f"{path}: no such run directory")
+    quiet_tensorflow(args.verbose)
     weights = None
     if "fid" in metrics and args.features == "inception":
         from ladder_tf.evaluation.features import WeightsNotFoundError, find_inception_weights
@@ -186,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     names = column_names([m.name for m in models], args.runs)
     columns = [{"column": c, "run_dir": p, "prior": m.name, "dataset": m.config.exp_name,
                 "checkpoint": getattr(m, "checkpoint", None)} for c, p, m in zip(names, args.runs, models)]
-    result = {"command": "evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": "ladder evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
               "metrics": metrics, "seed": args.seed, "columns": columns}
     try:
         if "fid" in metrics:
@@ -204,6 +202,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {json_path} and {md_path} ({result['seconds']:.0f} s)")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
