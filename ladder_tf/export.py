@@ -34,6 +34,7 @@ with tensor n and seed, so the exported ``sample`` draws what ``Run.generate`` d
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -221,9 +222,9 @@ def serving_version_dir(base: str, version: str) -> str:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ladder_tf.cli import fail, new_parser, quiet_tensorflow
-    from ladder_tf.runs import RunNotFoundError
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ladder export`` arguments."""
+    from ladder_tf.cli import new_parser
 
     p = new_parser(EXPORT_HELP)
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (config.json + checkpoints/)")
@@ -234,7 +235,14 @@ def main(argv: list[str] | None = None) -> int:
                    "existing version (1 for the first)")
     p.add_argument("--checkpoint", metavar="PREFIX",
                    help="checkpoint prefix (default: the latest of RUN_DIR)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ladder_tf.cli import fail, quiet_tensorflow
+    from ladder_tf.runs import RunNotFoundError
+
+    args = build_parser().parse_args(argv)
     out = args.out
     if args.model_version is not None:
         if not out:

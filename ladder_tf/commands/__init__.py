@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     command = load(name, verbose)
-    prog, sys.argv[0] = sys.argv[0], f"ladder {name}"  # argparse's usage line names the command
+    saved, sys.argv = sys.argv, [f"ladder {name}", *rest]  # usage lines and run records name it
     try:
         return int(command(rest) or 0)
     finally:
-        sys.argv[0] = prog
+        sys.argv = saved
