@@ -53,6 +53,26 @@ def new_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_run_length_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--epochs, --steps-per-epoch, --train-size (training and reproduce)."""
+    length = p.add_argument_group("run length")
+    length.add_argument("--epochs", type=int, metavar="N", help="number of epochs (config num_epochs)")
+    length.add_argument("--steps-per-epoch", type=int, metavar="N",
+                        help="cap on training steps per epoch, for quick runs")
+    length.add_argument("--train-size", type=int, metavar="N", help="use only the first N training images")
+    return length
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--data-dir and --no-download, in a "data" group the caller may extend."""
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", metavar="PATH",
+                      help="local data: IDX files or a Keras-style .npz (see README)")
+    data.add_argument("--no-download", action="store_true",
+                      help="never try a TensorFlow Datasets download")
+    return data
+
+
 def training_parser(description: str, datasets: Sequence[str],
                     cache_dir: bool = False) -> argparse.ArgumentParser:
     """The flags every training command shares, grouped as --help shows them; ``cache_dir``
@@ -69,15 +89,8 @@ def training_parser(description: str, datasets: Sequence[str],
     what.add_argument("--seed", metavar="N", type=int, help="random seed (config seed)")
     what.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")
-    length = p.add_argument_group("run length")
-    length.add_argument("--epochs", metavar="N", type=int, help="number of epochs (config num_epochs)")
-    length.add_argument("--steps-per-epoch", metavar="N", type=int,
-                        help="cap on training steps per epoch, for quick runs")
-    length.add_argument("--train-size", metavar="N", type=int, help="use only the first N training images")
-    data = p.add_argument_group("data")
-    data.add_argument("--data-dir", metavar="PATH", help="local data: IDX files or a Keras-style .npz (see README)")
-    data.add_argument("--no-download", action="store_true",
-                      help="never try a TensorFlow Datasets download")
+    add_run_length_flags(p)
+    data = add_data_flags(p)
     if cache_dir:
         data.add_argument("--cache-dir", metavar="DIR", help="keep a one-time preprocessed copy of the images "
                           "here (about 10 GB for all of CelebA) and reuse it in later runs")
@@ -196,4 +209,5 @@ def quiet_tensorflow(verbose: bool = False) -> None:
 
 __all__ = ["training_parser", "add_distribution_flags", "config_from_args", "default_run_dir",
            "fail", "ConfigError", "quiet_tensorflow", "new_parser", "HelpFormatter",
-           "hidden_startup_lines", "CONFIG_DIR", "config_path"]
+           "hidden_startup_lines", "CONFIG_DIR", "config_path", "add_run_length_flags",
+           "add_data_flags"]
