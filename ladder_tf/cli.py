@@ -173,7 +173,11 @@ def hidden_startup_lines() -> Iterator[None]:
     """Hold back what is written to file descriptor 2 (C++ included) inside the block, then
     pass on everything but TensorFlow's start-up lines (``TF_STARTUP_LINE``)."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a detached process): nothing to hide
+        yield
+        return
     with tempfile.TemporaryFile(mode="w+b") as held:
         os.dup2(held.fileno(), 2)
         try:
