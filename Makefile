@@ -6,7 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: train test test-fast setup data clean check-python quickstart
+.PHONY: train test test-fast setup data clean
+
+.PHONY: check-python quickstart
 
 # One clear line, before anything is created, when the interpreter is older than the pins need.
 # (the interpreter of an existing .venv, else $(PYTHON), which would create it)

@@ -110,7 +110,9 @@ def fresh_outputs(exported):
     (root / "manifest.json").write_text(json.dumps(manifest))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    proc = subprocess.run([sys.executable, "-c", LOADER, str(root / "manifest.json")], cwd=str(root),
+    # -S: no .pth files, so not even an installed (editable) ladder_tf is reachable
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if os.path.basename(p) == "site-packages")
+    proc = subprocess.run([sys.executable, "-S", "-c", LOADER, str(root / "manifest.json")], cwd=str(root),
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "False"  # ladder_tf never imported

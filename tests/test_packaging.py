@@ -3,7 +3,6 @@ make's Python floor, pins inside the declared ranges, shipped configs, licence a
 import os
 import re
 import shutil
-import site
 import subprocess
 import sys
 import tomllib
@@ -25,6 +24,12 @@ def pyproject() -> dict:
         return tomllib.load(fh)
 
 
+def site_packages() -> str:
+    """The site-packages folders this Python imports from, as a PYTHONPATH (for ``python -S``,
+    which reads no .pth file and so no installed or editable ladder_tf)."""
+    return os.pathsep.join(p for p in sys.path if os.path.basename(p) == "site-packages")
+
+
 def clean_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
     return {**env, **extra}
@@ -44,7 +49,7 @@ def test_pip_install_into_a_fresh_venv_runs_ladder_from_elsewhere(tmp_path):
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     with open(os.path.join(purelib, "installed_dependencies.pth"), "w") as fh:
-        fh.write("\n".join(site.getsitepackages()) + "\n")
+        fh.write(site_packages().replace(os.pathsep, "\n") + "\n")
     install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
                               "--no-build-isolation", str(source)], capture_output=True, text=True,
                              env=clean_env(), timeout=300)
@@ -86,7 +91,7 @@ def test_plain_pytest_from_the_repository_root():
     code = ("import sys; sys.path.remove(''); import pytest; sys.exit(pytest.main(['-q', '-p', "
             "'no:cacheprovider', 'tests/test_packaging.py::test_checkout_is_what_tests_import']))")
     proc = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env=clean_env(PYTHONPATH=os.pathsep.join(site.getsitepackages())), timeout=120)
+                          env=clean_env(PYTHONPATH=site_packages()), timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "1 passed" in proc.stdout
 
