@@ -1,15 +1,27 @@
-# Two entry points: `make train` and `make test`. Both create .venv and install what they need.
+# Two entry points: `make train` and `make test`. Both create .venv and install what they need,
+# this package included (editable: .venv/bin/ladder runs this checkout's code).
 PYTHON ?= python3
+MIN_PYTHON := 3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
 .PHONY: train test test-fast setup data clean
 
-$(VENV)/.installed: requirements.txt
+.PHONY: check-python quickstart
+
+# One clear line, before anything is created, when the interpreter is older than the pins need.
+# (the interpreter of an existing .venv, else $(PYTHON), which would create it)
+check-python:
+	@py=$(PYTHON); if [ -x $(PY) ]; then py=$(PY); fi; \
+	$$py -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))' 2>/dev/null || \
+		{ echo "error: ladder_tf needs Python $(MIN_PYTHON) or newer, but $$py is $$($$py --version 2>&1 || echo missing); use make clean, then make PYTHON=python3.11 (or newer)" >&2; exit 2; }
+
+$(VENV)/.installed: requirements.txt pyproject.toml | check-python
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
@@ -25,6 +37,13 @@ data:
 
 train: $(VENV)/.installed data
 	$(PY) train_mnist.py --config configs/mnist_fashion.json $(ARGS)
+
+# The five-minute path: LaDDer on 10,000 Fashion-MNIST images for 6 epochs (figures at the end).
+QUICKSTART_DIR := experiments/quickstart/ladder
+quickstart: $(VENV)/.installed data
+	$(VENV)/bin/ladder train --prior ladder --epochs 6 --train-size 10000 --set sg_pretraining=2 \
+		--set accurate_fit=6 --out-dir $(QUICKSTART_DIR) --no-progress $(ARGS)
+	@echo "open $(QUICKSTART_DIR)/figures/samples_e006.png (samples), reconstructions_e006.png, losses.png"
 
 test: $(VENV)/.installed-dev data
 	$(PY) -m pytest -q tests $(ARGS)

@@ -1,60 +1,134 @@
-"""Shared command-line plumbing of the training scripts (train_mnist.py, later train_celeba.py)."""
+"""Shared command-line plumbing of the `ladder` commands: parsers, errors, TensorFlow's start-up noise.
+
+The commands (``ladder_tf.commands`` and the ``main`` of reproduce, export, interpolate)
+build their parsers with ``new_parser`` so every ``--help`` looks alike, report mistakes
+with ``fail`` (one line, exit 2) and call ``quiet_tensorflow`` once their arguments parsed.
+"""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import sys
+import tempfile
 import warnings
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config, ConfigError
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The shipped configs: package data after a (non-editable) install, configs/ in a checkout.
+CONFIG_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"),
+                               os.path.join(os.path.dirname(_PACKAGE_DIR), "configs"))
+                   if os.path.isdir(d)), os.path.join(_PACKAGE_DIR, "configs"))
+# Lines TensorFlow's C++ runtime writes while it starts (CUDA probes, oneDNN and CPU notices):
+# glog-style "I0000 00:00:17...  123 file.cc:45] ...", absl's pre-initialisation notice and the
+# CPU-feature notice's second line. Some are written before TF_CPP_MIN_LOG_LEVEL is read.
+TF_STARTUP_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] |"
+                             r"WARNING: All log messages before absl::InitializeLog\(\) |"
+                             r"To enable the following instructions: )")
 
 
-def training_parser(description: str, datasets: Sequence[str]) -> argparse.ArgumentParser:
-    """The flags every training script shares."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", help="JSON config (the original's key names); default: "
-                   "configs/<dataset>.json")
-    p.add_argument("--dataset", choices=list(datasets), help="data set (sets exp_name); "
-                   f"default: the config's exp_name, or {datasets[-1]} without --config")
-    p.add_argument("--prior", help="prior: normal, gmm, vampprior, hierarchical, ladder "
-                   "(or the original's standard_gaussian, GMM, vampPrior, ours)")
-    p.add_argument("--epochs", type=int, help="number of epochs (config num_epochs)")
-    p.add_argument("--steps-per-epoch", type=int, help="cap on training steps per epoch, for quick runs")
-    p.add_argument("--train-size", type=int, help="use only the first N training images")
-    p.add_argument("--data-dir", help="local data: IDX files or a Keras-style .npz (see README)")
-    p.add_argument("--out-dir", help="run directory; default experiments/<exp_name>/<prior>; "
-                   "re-running with the same directory resumes")
-    p.add_argument("--seed", type=int, help="random seed (config seed)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--no-export", action="store_true",
-                   help="do not write RUN_DIR/saved_model at the end of training")
-    p.add_argument("--no-download", action="store_true",
-                   help="never try a TensorFlow Datasets download")
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help as written: the description's line breaks kept, a flag's default shown only
+    when it has one (no "(default: None)" or "(default: False)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        if default is None or default is False or default == [] or default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def new_parser(description: str) -> argparse.ArgumentParser:
+    """An ArgumentParser with the commands' help layout and the shared ``--verbose``.
+
+    ``description``: the command's docstring (first line: what it does; then examples).
+    """
+    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up messages (CUDA probes, oneDNN notices)")
+    return p
+
+
+def add_run_length_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--epochs, --steps-per-epoch, --train-size (training and reproduce)."""
+    length = p.add_argument_group("run length")
+    length.add_argument("--epochs", type=int, metavar="N", help="number of epochs (config num_epochs)")
+    length.add_argument("--steps-per-epoch", type=int, metavar="N",
+                        help="cap on training steps per epoch, for quick runs")
+    length.add_argument("--train-size", type=int, metavar="N", help="use only the first N training images")
+    return length
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--data-dir and --no-download, in a "data" group the caller may extend."""
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", metavar="PATH",
+                      help="local data: IDX files or a Keras-style .npz (see README)")
+    data.add_argument("--no-download", action="store_true",
+                      help="never try a TensorFlow Datasets download")
+    return data
+
+
+def training_parser(description: str, datasets: Sequence[str],
+                    cache_dir: bool = False) -> argparse.ArgumentParser:
+    """The flags every training command shares, grouped as --help shows them; ``cache_dir``
+    adds --cache-dir (CelebA's preprocessed copy)."""
+    p = new_parser(description)
+    what = p.add_argument_group("model and config")
+    what.add_argument("--config", metavar="PATH", help="JSON config (the original's key names), or the "
+                      "name of a shipped one (mnist_fashion, mnist_digit, mnist_digit_2d, celeba); "
+                      "default: the shipped <dataset>")
+    what.add_argument("--dataset", choices=list(datasets), help="data set (sets exp_name); "
+                      f"default: the config's exp_name, or {datasets[-1]} without --config")
+    what.add_argument("--prior", metavar="NAME", help="prior: normal, gmm, vampprior, hierarchical, ladder "
+                      "(or the original's standard_gaussian, GMM, vampPrior, ours)")
+    what.add_argument("--seed", metavar="N", type=int, help="random seed (config seed)")
+    what.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")
+    add_run_length_flags(p)
+    data = add_data_flags(p)
+    if cache_dir:
+        data.add_argument("--cache-dir", metavar="DIR", help="keep a one-time preprocessed copy of the images "
+                          "here (about 10 GB for all of CelebA) and reuse it in later runs")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out-dir", metavar="DIR", help="run directory; default experiments/<exp_name>/<prior>; "
+                     "re-running with the same directory resumes")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bar: one line per epoch only (for batch jobs)")
+    out.add_argument("--no-export", action="store_true",
+                     help="do not write RUN_DIR/saved_model at the end of training")
     return p
 
 
 def add_distribution_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """--strategy and --mixed-precision (train_celeba.py)."""
-    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
+    """--strategy and --mixed-precision (train-celeba), in their own --help group."""
+    g = p.add_argument_group("devices")
+    g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
                    help="tf.distribute strategy: one device; MirroredStrategy over the local GPUs; "
                    "MultiWorkerMirroredStrategy over the machines named in TF_CONFIG")
-    p.add_argument("--mixed-precision", nargs="?", const="bfloat16", choices=["float16", "bfloat16"],
+    g.add_argument("--mixed-precision", nargs="?", const="bfloat16", choices=["float16", "bfloat16"],
                    help="compute the image networks in 16-bit floats (config mixed_precision); "
                    "alone: bfloat16, which needs no loss scaling")
     return p
 
 
+def config_path(name: str) -> str:
+    """``name`` itself when it is a file, else the shipped config of that name
+    (``mnist_digit_2d`` or ``mnist_digit_2d.json``: CONFIG_DIR/mnist_digit_2d.json)."""
+    if os.path.isfile(name) or os.sep in name:
+        return name
+    shipped = os.path.join(CONFIG_DIR, name if name.endswith(".json") else f"{name}.json")
+    return shipped if os.path.isfile(shipped) else name
+
+
 def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
     """The effective config: file, then --set overrides, then the dedicated flags."""
     dataset = args.dataset
-    path = args.config or os.path.join(CONFIG_DIR, f"{dataset or default_dataset}.json")
+    path = config_path(args.config or dataset or default_dataset)
     cfg = config_lib.load(path, args.set, exp_name=dataset, prior=args.prior,
                           num_epochs=args.epochs, seed=args.seed,
                           steps_per_epoch=args.steps_per_epoch, train_size=args.train_size,
@@ -94,11 +168,50 @@ def fail(message: str, status: int = 2) -> "NoReturn":  # noqa: F821
     raise SystemExit(status)
 
 
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up chatter before it is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def hidden_startup_lines() -> Iterator[None]:
+    """Hold back what is written to file descriptor 2 (C++ included) inside the block, then
+    pass on everything but TensorFlow's start-up lines (``TF_STARTUP_LINE``)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a detached process): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines(keepends=True) if not TF_STARTUP_LINE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow without its C++ start-up lines unless ``verbose``; plain warnings.
+
+    TF_CPP_MIN_LOG_LEVEL=3 (unless already set) hides C++ log lines written after start-up;
+    the ones absl writes before its logging is initialised ignore it, so the import itself
+    runs under ``hidden_startup_lines``. Call it once the arguments are parsed, so --help
+    and argument errors never wait for TensorFlow.
+    """
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        with hidden_startup_lines():
+            import tensorflow  # noqa: F401
 
 
 __all__ = ["training_parser", "add_distribution_flags", "config_from_args", "default_run_dir",
-           "fail", "ConfigError", "quiet_tensorflow"]
+           "fail", "ConfigError", "quiet_tensorflow", "new_parser", "HelpFormatter",
+           "hidden_startup_lines", "CONFIG_DIR", "config_path", "add_run_length_flags",
+           "add_data_flags"]

@@ -1,6 +1,7 @@
-"""Export a trained model as a self-contained TensorFlow SavedModel (GitHub issue 7).
+"""Export a trained model as a self-contained TensorFlow SavedModel.
 
-    python -m ladder_tf.export RUN_DIR [--out DIR] [--checkpoint PATH]
+    ladder export RUN_DIR [--out DIR] [--checkpoint PATH]
+    ladder export RUN_DIR --out models/ladder --model-version next   # TensorFlow Serving layout
 
 The SavedModel needs neither this package nor its config to be used::
 
@@ -18,11 +19,15 @@ Signatures (float32 images (B, H, W, C) in [0, 1]; int32 scalars n and seed):
 - prior-VAE priors (ladder, hierarchical) also: ``encode_t`` z -> {mean, std} of q(t|z);
   ``decode_t`` t -> {z}, the mean of p(z|t); ``log_prob_t`` t -> {log_prob}, the hyper prior's
   log-density (LaDDer: the accurate mixture once fitted, else the fast one, as for sampling).
+- ``serving_default``: the same function as ``encode`` (what TensorFlow Serving and
+  ``saved_model_cli run`` call when no signature is named).
 
 Assets: ``assets/config.json`` (the effective config) and ``assets/export_info.json``.
 
 The model is saved into a temporary directory beside ``--out`` and renamed into place, so an
-interrupted export never leaves a half-written model where a good one was.
+interrupted export never leaves a half-written model where a good one was. With
+``--model-version`` the model goes to ``OUT/<version>/``, the numbered layout TensorFlow
+Serving watches (``--model_base_path=OUT``); ``next`` is one above the highest existing one.
 
 Every prior's ``sample(n, seed)`` (and a prior VAE's ``log_prob_t``) is graph-safe: it traces
 with tensor n and seed, so the exported ``sample`` draws what ``Run.generate`` draws.
@@ -45,6 +50,8 @@ from ladder_tf.config import Config
 CONFIG_ASSET = "config.json"
 INFO_ASSET = "export_info.json"
 FORMAT_VERSION = 1
+SERVING_DEFAULT = "encode"  # the signature `serving_default` repeats
+EXPORT_HELP = __doc__.split("\n\nThe SavedModel needs")[0]
 
 
 # -- what a prior offers -------------------------------------------------------------------
@@ -119,7 +126,9 @@ class ExportModule(tf.Module):
             setattr(self, name, tf.function(fn, input_signature=spec))
 
     def signatures(self) -> dict:
-        return {name: getattr(self, name).get_concrete_function() for name in self.signature_names}
+        """The named signatures plus ``serving_default`` (= ``SERVING_DEFAULT``)."""
+        fns = {name: getattr(self, name).get_concrete_function() for name in self.signature_names}
+        return {**fns, "serving_default": fns[SERVING_DEFAULT]}
 
 
 def _export_info(prior, cfg: Config, signatures: list[str], checkpoint: str | None) -> dict:
@@ -131,7 +140,8 @@ def _export_info(prior, cfg: Config, signatures: list[str], checkpoint: str | No
     return {"format_version": FORMAT_VERSION, "prior": cfg.prior, "exp_name": cfg.exp_name,
             "image_shape": list(cfg.image_shape), "code_size": cfg.code_size,
             "representation_size": cfg.representation_size if has_t(prior) else None,
-            "hyper_prior": hyper, "signatures": signatures, "checkpoint": checkpoint,
+            "hyper_prior": hyper, "signatures": signatures, "serving_default": SERVING_DEFAULT,
+            "checkpoint": checkpoint,
             "tensorflow": tf.__version__, "sample_seed": "stateless, seed pair [seed, 0]"}
 
 
@@ -194,25 +204,62 @@ def export_checkpoint(run_dir: str, out_dir: str | None = None, checkpoint: str 
                       checkpoint=run.checkpoint)
 
 
+def serving_version_dir(base: str, version: str) -> str:
+    """``base/<n>``, TensorFlow Serving's numbered layout: ``version`` is a positive integer
+    or 'next' (one above the highest numbered folder in ``base``, 1 when there is none).
+
+    Raises ValueError for any other ``version`` and for a number that already exists (a
+    served version is replaced by a new number, not overwritten).
+    """
+    if version == "next":
+        taken = [int(n) for n in os.listdir(base) if n.isdigit()] if os.path.isdir(base) else []
+        return os.path.join(base, str(max(taken, default=0) + 1))
+    if not version.isdigit() or int(version) < 1:
+        raise ValueError(f"--model-version must be a positive integer or 'next', got {version!r}")
+    path = os.path.join(base, str(int(version)))
+    if os.path.lexists(path):
+        raise ValueError(f"{path} exists already; choose another --model-version (or 'next')")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ladder export`` arguments."""
+    from ladder_tf.cli import new_parser
+
+    p = new_parser(EXPORT_HELP)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (config.json + checkpoints/)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: RUN_DIR/saved_model); "
+                   "with --model-version, the base directory that holds the numbered versions")
+    p.add_argument("--model-version", metavar="N|next",
+                   help="write OUT/N/, TensorFlow Serving's layout; 'next': one above the highest "
+                   "existing version (1 for the first)")
+    p.add_argument("--checkpoint", metavar="PREFIX",
+                   help="checkpoint prefix (default: the latest of RUN_DIR)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     from ladder_tf.cli import fail, quiet_tensorflow
     from ladder_tf.runs import RunNotFoundError
 
-    quiet_tensorflow()
-    p = argparse.ArgumentParser(description="Export a trained run as a TensorFlow SavedModel.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (config.json + checkpoints/)")
-    p.add_argument("--out", help="output directory (default: RUN_DIR/saved_model)")
-    p.add_argument("--checkpoint", help="checkpoint prefix (default: the latest of RUN_DIR)")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    out = args.out
+    if args.model_version is not None:
+        if not out:
+            fail("--model-version needs --out (the directory TensorFlow Serving watches)")
+        try:
+            out = serving_version_dir(out, args.model_version)
+        except ValueError as err:
+            fail(str(err))
+    quiet_tensorflow(args.verbose)
     try:
-        path = export_checkpoint(args.run_dir, args.out, args.checkpoint)
+        path = export_checkpoint(args.run_dir, out, args.checkpoint)
     except RunNotFoundError as err:
         fail(str(err))
     with open(os.path.join(path, "assets", INFO_ASSET), encoding="utf-8") as fh:
         info = json.load(fh)
     print(f"exported {info['prior']} ({info['checkpoint']}) to {path}: signatures "
-          f"{', '.join(info['signatures'])}")
+          f"{', '.join(info['signatures'])}; serving_default = {info['serving_default']}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Interpolate between two test images along the SP and the SLP (ladder_tf.interpolation).
 
-    python -m ladder_tf.interpolate MODEL --start I --end J --steps N --out DIR
+    ladder interpolate MODEL --start I --end J --steps N --out DIR
 
 MODEL is a run directory (config.json + checkpoints/) or an exported SavedModel; I and J
 index the test split of the model's data set. Writes to DIR:
@@ -104,25 +104,32 @@ def interpolate(model_path: str, start: int, end: int, out_dir: str,
 
 
 def parser() -> argparse.ArgumentParser:
+    from ladder_tf.cli import new_parser
+
     d = SLPSettings()
-    p = argparse.ArgumentParser(description="SP and SLP interpolation between two test images.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser(__doc__)
     p.add_argument("model", metavar="MODEL", help="run directory or exported SavedModel directory")
-    p.add_argument("--start", type=int, required=True, help="test-set index of the first image")
-    p.add_argument("--end", type=int, required=True, help="test-set index of the last image")
-    p.add_argument("--steps", type=int, default=d.n_step, help="intermediate points (n_step)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--data-dir", help="local data: IDX files or a Keras-style .npz")
-    p.add_argument("--no-download", action="store_true", help="never try a TensorFlow Datasets download")
-    p.add_argument("--seed", type=int, default=0, help="seed of the z sample behind LaDDer's t end points")
-    p.add_argument("--w-path", type=float, default=d.w_path, help="weight of the path length")
-    p.add_argument("--w-equal", type=float, default=d.w_equal, help="weight of the segment-length std")
-    p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate")
-    p.add_argument("--beta1", type=float, default=d.beta1, help="Adam beta1")
-    p.add_argument("--beta2", type=float, default=d.beta2, help="Adam beta2")
-    p.add_argument("--epsilon", type=float, default=d.epsilon, help="Adam epsilon")
-    p.add_argument("--clip", type=float, default=d.clip, help="element-wise gradient clip (0: none)")
-    p.add_argument("--iterations", type=int, default=d.iterations, help="Adam steps")
+    what = p.add_argument_group("the two images and the outputs")
+    what.add_argument("--start", type=int, required=True, metavar="I",
+                      help="test-set index of the first image")
+    what.add_argument("--end", type=int, required=True, metavar="J",
+                      help="test-set index of the last image")
+    what.add_argument("--steps", type=int, default=d.n_step, metavar="N",
+                      help="intermediate points (n_step)")
+    what.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    what.add_argument("--seed", type=int, default=0, help="seed of the z sample behind LaDDer's t end points")
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", metavar="PATH", help="local data: IDX files or a Keras-style .npz")
+    data.add_argument("--no-download", action="store_true", help="never try a TensorFlow Datasets download")
+    slp = p.add_argument_group("shortest likely path optimisation")
+    slp.add_argument("--w-path", type=float, default=d.w_path, help="weight of the path length")
+    slp.add_argument("--w-equal", type=float, default=d.w_equal, help="weight of the segment-length std")
+    slp.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate")
+    slp.add_argument("--beta1", type=float, default=d.beta1, help="Adam beta1")
+    slp.add_argument("--beta2", type=float, default=d.beta2, help="Adam beta2")
+    slp.add_argument("--epsilon", type=float, default=d.epsilon, help="Adam epsilon")
+    slp.add_argument("--clip", type=float, default=d.clip, help="element-wise gradient clip (0: none)")
+    slp.add_argument("--iterations", type=int, default=d.iterations, help="Adam steps")
     return p
 
 
@@ -131,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     from ladder_tf.data import DataNotFoundError
     from ladder_tf.runs import RunNotFoundError
 
-    quiet_tensorflow()
     args = parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     if args.steps < 1 or args.iterations < 1:
         fail("--steps and --iterations must be at least 1")
     settings = SLPSettings(n_step=args.steps, w_path=args.w_path, w_equal=args.w_equal,

@@ -1,7 +1,7 @@
 """Reproduce the paper's comparison: train priors x seeds on one data set, tabulate the results.
 
-    python -m ladder_tf.reproduce --dataset mnist_fashion --priors normal,gmm --seeds 0,1,2
-    python -m ladder_tf.reproduce --dataset mnist_fashion --d-t 2,4,8,16   # supplementary Table 2
+    ladder reproduce --dataset mnist_fashion --priors normal,gmm --seeds 0,1,2
+    ladder reproduce --dataset mnist_fashion --d-t 2,4,8,16   # supplementary Table 2
 
 Runs go to ``<out-root>/<exp_name>/<prior>/seed<k>/`` (the sweep to ``ladder_dt<k>/seed<s>``),
 one after another in this process. A run whose metrics.jsonl already has the last epoch is
@@ -23,7 +23,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ladder_tf import config as config_lib
-from ladder_tf.cli import CONFIG_DIR, fail, quiet_tensorflow
+from ladder_tf.cli import (add_data_flags, add_run_length_flags, config_path, fail, new_parser,
+                           quiet_tensorflow)
 from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, Config, ConfigError
 from ladder_tf.io_utils import atomic_write_text, read_jsonl
 
@@ -62,26 +63,25 @@ class RunSpec:
 
 # -- arguments ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ladder_tf.reproduce",
-                                description=__doc__.strip().splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default="mnist_fashion", choices=list(DATASETS),
-                   help="data set; its config is configs/<dataset>.json")
-    p.add_argument("--priors", help="comma-separated priors (default: all five, or none "
-                   "besides the sweep when --d-t is given): " + ",".join(ALL_PRIORS))
-    p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
-    p.add_argument("--epochs", type=int, help="number of epochs (config num_epochs)")
-    p.add_argument("--steps-per-epoch", type=int, help="cap on training steps per epoch")
-    p.add_argument("--train-size", type=int, help="use only the first N training images")
-    p.add_argument("--data-dir", help="local data: IDX files or a Keras-style .npz")
-    p.add_argument("--out-root", default="experiments", help="root of the run directories")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key for every run (repeatable)")
-    p.add_argument("--d-t", help="LaDDer sweep over the prior latent dimension, e.g. 2,4,8,16 "
-                   "(the supplementary's Table 2)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument("--no-download", action="store_true",
-                   help="never try a TensorFlow Datasets download")
+    """The ``ladder reproduce`` arguments, grouped as --help shows them."""
+    p = new_parser(__doc__.split("\n\nRuns go")[0])
+    runs = p.add_argument_group("which runs")
+    runs.add_argument("--dataset", default="mnist_fashion", choices=list(DATASETS),
+                      help="data set; its config is the shipped <dataset> config")
+    runs.add_argument("--priors", metavar="LIST", help="comma-separated priors (default: all five, "
+                      "or none besides the sweep when --d-t is given): " + ",".join(ALL_PRIORS))
+    runs.add_argument("--seeds", default="0", metavar="LIST", help="comma-separated seeds, e.g. 0,1,2")
+    runs.add_argument("--d-t", metavar="LIST", help="LaDDer sweep over the prior latent dimension, "
+                      "e.g. 2,4,8,16 (the supplementary's Table 2)")
+    runs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override any config key for every run (repeatable)")
+    add_run_length_flags(p)
+    add_data_flags(p)
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out-root", default="experiments", metavar="DIR",
+                     help="root of the run directories")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bars: one line per epoch only (for batch jobs)")
     return p
 
 
@@ -120,7 +120,7 @@ def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]
         priors = parse_priors(args.priors)
     else:
         priors = [] if d_ts else list(ALL_PRIORS)
-    path = os.path.join(CONFIG_DIR, f"{args.dataset}.json")
+    path = config_path(args.dataset)
     base = config_lib.load(path, args.set, exp_name=args.dataset, num_epochs=args.epochs,
                            steps_per_epoch=args.steps_per_epoch, train_size=args.train_size)
     root = os.path.join(args.out_root, base.exp_name)
@@ -268,12 +268,12 @@ def results_markdown(dataset: str, table1: Sequence[RunSpec], table2: Sequence[R
 
 # -- main --------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    quiet_tensorflow()
     args = build_parser().parse_args(argv)
     try:
         table1, table2 = build_specs(args)
     except ConfigError as err:
         fail(str(err))
+    quiet_tensorflow(args.verbose)
     specs = table1 + table2
     if not specs:
         fail("nothing to run: give --priors and/or --d-t")

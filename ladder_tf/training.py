@@ -3,7 +3,7 @@
 The loop knows only the Prior interface (ladder_tf.priors.base); it never asks which prior
 it is training. Everything it writes goes to one run directory:
 
-    config.json  metrics.jsonl  checkpoints/  tensorboard/  figures/  (prior artifacts)
+    config.json  metrics.jsonl  run_record.json  checkpoints/  tensorboard/  figures/  (prior artifacts)
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from ladder_tf.model import VAE
 from ladder_tf.optim import all_finite, build_optimizer, exponential_lr, make_adam
 from ladder_tf.priors import build_prior
 from ladder_tf.priors.base import Prior
+from ladder_tf.run_log import RunLog
 
 EVAL_BATCH = 500
 MAX_TRAIN_METRICS = 64  # length of the checkpointed running sums of an epoch's step metrics
@@ -121,7 +122,7 @@ class Trainer:
         self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
         self.eval_batch = EVAL_BATCH if isinstance(data.x_train, np.ndarray) else cfg.batch_size
         self.metrics_path = os.path.join(self.out_dir, "metrics.jsonl")
-        self.writer = tf.summary.create_file_writer(os.path.join(self.out_dir, "tensorboard"))
+        self.log = RunLog(self.out_dir, cfg, chief=self.is_chief)
         self._train_step = tf.function(self._distributed_step if self.distributed else self.block_step)
         self._eval_step = tf.function(self._eval_step_impl)
 
@@ -209,17 +210,23 @@ class Trainer:
         self._restore()
         figures.save_image_grid(self.test_x, os.path.join(self.out_dir, "figures", "ground_truth.png"))
         start = int(self.epochs_done) + 1
+        self.log.start(start)
+        status = "failed"
         try:
             for epoch in range(start, cfg.num_epochs + 1):
                 self._run_epoch(epoch)
-            self.writer.flush()
             saved_model = os.path.join(self.out_dir, "saved_model")
             if self.export_at_end and self.is_chief and (start <= cfg.num_epochs or not os.path.isdir(saved_model)):
                 from ladder_tf.export import export_run
 
                 export_run(self.vae, self.prior, cfg, saved_model, checkpoint=self.manager.latest_checkpoint)
+            status = "finished"
             return read_jsonl(self.metrics_path)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
         finally:
+            self.log.finish(status, int(self.epochs_done))
             if not self.is_chief:
                 distributed.remove_scratch_dir(self.out_dir)
 
@@ -334,10 +341,4 @@ class Trainer:
         rows = read_jsonl(self.metrics_path) + [row]
         write_jsonl(self.metrics_path, rows)
         figures.plot_loss_curves(rows, os.path.join(fig_dir, "losses.png"))
-        with self.writer.as_default(step=epoch):
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "epoch":
-                    tf.summary.scalar(k, v)
-            tf.summary.image("reconstructions", figures.image_grid(recon)[None])
-            tf.summary.image("samples", figures.image_grid(samples, 10)[None])
-        self.writer.flush()
+        self.log.epoch(row, recon, samples)

@@ -39,7 +39,8 @@ LOADER = textwrap.dedent("""
         m = tf.saved_model.load(path)
         sig, out = m.signatures, {}
         x, z, t = (tf.constant(inputs[k]) for k in ("x", "z_" + prior, "t"))
-        feeds = {"encode": dict(images=x), "reconstruct": dict(images=x), "decode": dict(z=z),
+        feeds = {"encode": dict(images=x), "serving_default": dict(images=x),
+                 "reconstruct": dict(images=x), "decode": dict(z=z),
                  "log_prob_z": dict(z=z), "encode_t": dict(z=z), "decode_t": dict(t=t),
                  "log_prob_t": dict(t=t),
                  "sample": dict(n=tf.constant(%d), seed=tf.constant(%d))}
@@ -109,7 +110,9 @@ def fresh_outputs(exported):
     (root / "manifest.json").write_text(json.dumps(manifest))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    proc = subprocess.run([sys.executable, "-c", LOADER, str(root / "manifest.json")], cwd=str(root),
+    # -S: no .pth files, so not even an installed (editable) ladder_tf is reachable
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if os.path.basename(p) == "site-packages")
+    proc = subprocess.run([sys.executable, "-S", "-c", LOADER, str(root / "manifest.json")], cwd=str(root),
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "False"  # ladder_tf never imported
@@ -123,7 +126,8 @@ def test_fresh_process_signatures_agree_with_the_model(exported, fresh_outputs, 
     run, out = models[prior], fresh_outputs[prior]
     vae, p, cfg = run.vae, run.prior, run.config
     x, z, t = inputs["x"], inputs[f"z_{prior}"], inputs["t"]
-    expected = COMMON | ({"log_prob_z"} if prior in ("normal", "gmm", "vampprior") else set())
+    expected = COMMON | {"serving_default"}
+    expected |= {"log_prob_z"} if prior in ("normal", "gmm", "vampprior") else set()
     expected |= T_SIGNATURES if prior in ("hierarchical", "ladder") else set()
     assert {k.split("/")[0] for k in out if not k.startswith("check/")} == expected
     # shapes
@@ -135,6 +139,8 @@ def test_fresh_process_signatures_agree_with_the_model(exported, fresh_outputs, 
     mean, std = vae.encode(tf.constant(x))
     np.testing.assert_allclose(out["encode/mean"], mean.numpy(), atol=1e-5)
     np.testing.assert_allclose(out["encode/std"], std.numpy(), atol=1e-5)
+    for key in ("mean", "std"):  # serving_default is encode
+        np.testing.assert_array_equal(out[f"serving_default/{key}"], out[f"encode/{key}"])
     np.testing.assert_allclose(out["decode/images"], vae.decode(tf.constant(z)).numpy(), atol=1e-5)
     np.testing.assert_allclose(out["reconstruct/images"], run.reconstruct(tf.constant(x)).numpy(), atol=1e-5)
     np.testing.assert_allclose(out["sample/z"], p.sample(N, SEED).numpy(), atol=1e-5)
@@ -171,6 +177,7 @@ def test_export_info_and_cli_default_location(exported):
     assert info["prior"] == "ladder" and info["hyper_prior"] == "accurate"
     assert info["checkpoint"] == models["ladder"].checkpoint
     assert set(info["signatures"]) == COMMON | T_SIGNATURES
+    assert info["serving_default"] == export.SERVING_DEFAULT == "encode"
     leftovers = [n for n in os.listdir(models["ladder"].run_dir) if n.startswith(".")]
     assert leftovers == []
 
@@ -227,3 +234,32 @@ def test_restored_run_exports_the_same_model(exported, tmp_path):
                                restored.generate(4, 2).numpy(), atol=1e-5)
     np.testing.assert_allclose(load_saved_model(out).generate(4, 2).numpy(),
                                run.generate(4, 2).numpy(), atol=1e-5)
+
+
+def test_serving_layout_and_saved_model_cli(exported, tmp_path, capsys):
+    """--model-version writes TensorFlow Serving's numbered folders; TensorFlow's own
+    saved_model_cli runs serving_default on one as the README shows."""
+    _, models, inputs = exported
+    run, base = models["normal"], str(tmp_path / "models" / "normal")
+    for _ in range(2):
+        assert export.main([run.run_dir, "--out", base, "--model-version", "next"]) == 0
+    assert sorted(os.listdir(base)) == ["1", "2"]
+    for bad in (["--out", base, "--model-version", "2"], ["--out", base, "--model-version", "0"],
+                ["--model-version", "next"]):
+        with pytest.raises(SystemExit) as exc:
+            export.main([run.run_dir, *bad])
+        assert exc.value.code == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(e.startswith("error: ") for e in errors), errors
+    cli_tool = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    if not os.path.exists(cli_tool):
+        pytest.skip("saved_model_cli is not installed beside this Python")
+    np.save(tmp_path / "images.npy", inputs["x"])
+    proc = subprocess.run([cli_tool, "run", "--dir", os.path.join(base, "2"), "--tag_set", "serve",
+                           "--signature_def", "serving_default", "--inputs", "images=images.npy",
+                           "--outdir", "out"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mean, std = run.vae.encode(tf.constant(inputs["x"]))
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "mean.npy"), mean.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "std.npy"), std.numpy(), atol=1e-5)

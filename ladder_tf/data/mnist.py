@@ -5,9 +5,11 @@ Sources are tried in this order:
    (``x_train``, ``y_train``, ``x_test``, ``y_test``), either the file itself or a folder
    holding ``mnist.npz`` / ``fashion-mnist.npz``;
 2. an already prepared TensorFlow Datasets copy (loaded with ``download=False``);
-3. Debian's ``dataset-fashion-mnist`` package at ``/usr/share/datasets/fashion-mnist``
+3. Keras' own download cache, ``~/.keras/datasets/`` (``$KERAS_HOME/datasets/`` when set):
+   ``fashion-mnist/`` (the four gzipped IDX files) or ``mnist.npz``;
+4. Debian's ``dataset-fashion-mnist`` package at ``/usr/share/datasets/fashion-mnist``
    (Fashion-MNIST only);
-4. a TensorFlow Datasets download (needs the network; skipped when ``allow_download`` is
+5. a TensorFlow Datasets download (needs the network; skipped when ``allow_download`` is
    False).
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 TFDS_NAMES = {"mnist_digit": "mnist", "mnist_fashion": "fashion_mnist"}
+KERAS_CACHE_NAMES = {"mnist_digit": "mnist.npz", "mnist_fashion": "fashion-mnist"}
 NPZ_NAMES = {"mnist_digit": ("mnist.npz",), "mnist_fashion": ("fashion-mnist.npz", "fashion_mnist.npz")}
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -134,6 +137,12 @@ def _from_tfds(dataset: str, download: bool, data_dir: str | None = None) -> Ima
     return _as_image_data(arrays, source=f"TensorFlow Datasets '{TFDS_NAMES[dataset]}'")
 
 
+def keras_cache_path(dataset: str) -> str:
+    """Where ``keras.datasets.<name>.load_data()`` keeps ``dataset``: a file or a folder."""
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return os.path.join(home, "datasets", KERAS_CACHE_NAMES[dataset])
+
+
 def load_mnist(dataset: str, data_dir: str | None = None, allow_download: bool = True) -> ImageData:
     """Load ``dataset`` ('mnist_digit' or 'mnist_fashion') from the first source that works.
 
@@ -153,6 +162,12 @@ def load_mnist(dataset: str, data_dir: str | None = None, allow_download: bool =
         return data
     tried.append(f"a prepared TensorFlow Datasets copy of '{TFDS_NAMES[dataset]}' "
                  "(~/tensorflow_datasets)")
+    keras_path = keras_cache_path(dataset)
+    if os.path.exists(keras_path):
+        data = load_npz(keras_path) if keras_path.endswith(".npz") else load_idx_dir(keras_path)
+        if data is not None:
+            return data
+    tried.append(f"Keras' cache {keras_path}")
     if dataset == "mnist_fashion":
         data = load_idx_dir(DEBIAN_FASHION_DIR) if os.path.isdir(DEBIAN_FASHION_DIR) else None
         if data is not None:
