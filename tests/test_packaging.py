@@ -17,6 +17,7 @@ from ladder_tf.io_utils import read_jsonl
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = ("pyproject.toml", "README.md", "LICENSE", "configs", "ladder_tf")  # what a build reads
 SHIPPED_CONFIGS = {"mnist_digit.json", "mnist_fashion.json", "mnist_digit_2d.json", "celeba.json"}
+ORIGINAL_CONFIGS = {"mnist_digit.json", "mnist_fashion.json", "celeba.json"}  # configs/original/
 
 
 def pyproject() -> dict:
@@ -141,14 +142,20 @@ def test_pins_lie_inside_the_declared_ranges():
     assert [Requirement(r).extras for r in extras["gpu"]] == [{"and-cuda"}]
 
 
+def tool_data() -> dict:
+    return pyproject()["tool"]["setuptools"]["package-data"]
+
+
 def test_every_subpackage_and_the_configs_ship():
     tool = pyproject()["tool"]["setuptools"]
     found = {os.path.relpath(d, ROOT).replace(os.sep, ".") for d, _, files in os.walk(os.path.join(ROOT, "ladder_tf"))
              if "__init__.py" in files}
     assert found | {"ladder_tf.configs"} == set(tool["packages"])
     assert tool["package-dir"] == {"ladder_tf.configs": "configs"}
-    assert set(os.listdir(os.path.join(ROOT, "configs"))) == SHIPPED_CONFIGS
+    assert set(os.listdir(os.path.join(ROOT, "configs"))) == SHIPPED_CONFIGS | {"original"}
+    assert set(os.listdir(os.path.join(ROOT, "configs", "original"))) == ORIGINAL_CONFIGS
     assert set(os.listdir(cli.CONFIG_DIR)) >= SHIPPED_CONFIGS
+    assert tool_data()["ladder_tf.configs"] == ["*.json", "original/*.json"]
     assert pyproject()["project"]["scripts"] == {"ladder": "ladder_tf.commands:main"}
 
 
