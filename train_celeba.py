@@ -13,11 +13,11 @@ from ladder_tf.cli import (ConfigError, add_distribution_flags, config_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_tensorflow()
     parser = add_distribution_flags(training_parser(__doc__.strip().splitlines()[0], ["celeba"]))
     parser.add_argument("--cache-dir", help="keep a one-time preprocessed copy of the images here "
                         "(about 10 GB for all of CelebA) and reuse it in later runs")
     args = parser.parse_args(argv)
+    quiet_tensorflow(args.verbose)
     try:
         cfg = config_from_args(args, default_dataset="celeba")
     except ConfigError as err:

@@ -10,9 +10,9 @@ from ladder_tf.cli import (ConfigError, config_from_args, default_run_dir, fail,
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_tensorflow()
     parser = training_parser(__doc__.strip().splitlines()[0], ["mnist_digit", "mnist_fashion"])
     args = parser.parse_args(argv)
+    quiet_tensorflow(args.verbose)
     try:
         cfg = config_from_args(args, default_dataset="mnist_fashion")
     except ConfigError as err:

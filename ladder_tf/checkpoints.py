@@ -47,7 +47,8 @@ def unreadable_reason(prefix: str) -> str | None:
         reader = tf.train.load_checkpoint(prefix)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
-    except (tf.errors.OpError, ValueError, OSError) as err:
+    except (tf.errors.OpError, ValueError, OSError, IndexError, RuntimeError) as err:
+        # a truncated data file: IndexError 'Read less bytes than requested'; bad bytes: DataLoss
         return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return None
 

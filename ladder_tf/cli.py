@@ -9,6 +9,7 @@ from typing import Sequence
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config, ConfigError
+from ladder_tf.resume import SAFE_ON_RESUME
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -37,6 +38,17 @@ def training_parser(description: str, datasets: Sequence[str]) -> argparse.Argum
                    help="do not write RUN_DIR/saved_model at the end of training")
     p.add_argument("--no-download", action="store_true",
                    help="never try a TensorFlow Datasets download")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="resume a run directory even when keys other than "
+                   f"{', '.join(SAFE_ON_RESUME)} differ from its config.json (each change is "
+                   "recorded in config_changes.jsonl)")
+    add_verbose_flag(p)
+    return p
+
+
+def add_verbose_flag(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--verbose: show TensorFlow's C++ log lines, hidden otherwise (quiet_tensorflow)."""
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's C++ log lines")
     return p
 
 
@@ -65,14 +77,18 @@ def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
 def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
                      strategy=None, chief: bool = True) -> int:
     """Run the Trainer for a CLI: one clear message and an exit status for every failure."""
+    from ladder_tf.locks import RunLockedError
     from ladder_tf.training import Trainer, TrainingDivergedError
 
     try:
         trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress, strategy=strategy,
-                          export_at_end=not args.no_export)
+                          export_at_end=not args.no_export,
+                          allow_config_change=args.allow_config_change)
         rows = trainer.fit()
-    except ConfigError as err:
+    except (ConfigError, RunLockedError) as err:
         fail(str(err))
+    except OSError as err:  # unreadable checkpoints, permissions, a full disk
+        fail(error_text(err))
     except TrainingDivergedError as err:
         fail(str(err), status=1)
     except KeyboardInterrupt:
@@ -94,11 +110,27 @@ def fail(message: str, status: int = 2) -> "NoReturn":  # noqa: F821
     raise SystemExit(status)
 
 
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up chatter before it is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def error_text(err: OSError) -> str:
+    """One line for an OSError: 'PATH: reason' when it names a file, else its message."""
+    if err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Before TensorFlow is imported: hide its C++ log lines unless ``verbose``.
+
+    Level 3 also hides C++ ERROR lines such as libjpeg's 'Premature end of JPEG data' or
+    Grappler's 'remapper failed', which are reported (or harmless) without them; a
+    TF_CPP_MIN_LOG_LEVEL already set by the user is kept. Python warnings become one
+    'warning: ...' line.
+    """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
 
 
 __all__ = ["training_parser", "add_distribution_flags", "config_from_args", "default_run_dir",
-           "fail", "ConfigError", "quiet_tensorflow"]
+           "fail", "ConfigError", "quiet_tensorflow", "add_verbose_flag", "error_text"]

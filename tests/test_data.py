@@ -59,7 +59,7 @@ def test_truncated_idx_is_rejected(tmp_path):
 def test_missing_data_lists_what_was_tried(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     with pytest.raises(DataNotFoundError) as err:
-        load_dataset("mnist_digit", str(tmp_path), allow_download=False)
+        load_dataset("mnist_digit", None, allow_download=False)
     msg = str(err.value)
     assert "--data-dir" in msg and "TensorFlow Datasets" in msg and "IDX" in msg
 
