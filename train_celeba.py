@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from ladder_tf.cli import (ConfigError, add_distribution_flags, config_from_args, default_run_dir,
-                           fail, quiet_tensorflow, train_and_report, training_parser)
+                           error_text, fail, quiet_tensorflow, train_and_report, training_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                             cache_dir=args.cache_dir)
     except (DataNotFoundError, ValueError) as err:
         fail(str(err))
+    except OSError as err:  # an unreadable data folder, an unwritable cache
+        fail(error_text(err))
     run_dir = args.out_dir or default_run_dir(cfg)
     if distributed.is_chief(strategy):
         print(f"training {cfg.prior} prior on celeba ({len(data.x_train)} train / {len(data.x_test)} "

@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from ladder_tf.cli import (ConfigError, config_from_args, default_run_dir, fail,
+from ladder_tf.cli import (ConfigError, config_from_args, default_run_dir, error_text, fail,
                            quiet_tensorflow, train_and_report, training_parser)
 
 
@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                             train_size=cfg.train_size)
     except (DataNotFoundError, ValueError) as err:
         fail(str(err))
+    except OSError as err:  # an unreadable data folder, an unwritable cache
+        fail(error_text(err))
     run_dir = args.out_dir or default_run_dir(cfg)
     print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} images from "
           f"{data.source}) into {run_dir}")

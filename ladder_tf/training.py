@@ -113,8 +113,16 @@ class Trainer:
         self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
         self.eval_batch = EVAL_BATCH if isinstance(data.x_train, np.ndarray) else cfg.batch_size
         self.metrics_path = os.path.join(self.out_dir, "metrics.jsonl")
+        self._writer: tf.summary.SummaryWriter | None = None  # created on first use (writer)
         self._train_step = tf.function(self._distributed_step if self.distributed else self._train_step_impl)
         self._eval_step = tf.function(self._eval_step_impl)
+
+    @property
+    def writer(self) -> tf.summary.SummaryWriter:
+        """The TensorBoard writer, created on first use: a refused run writes no event file."""
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.out_dir, "tensorboard"))
+        return self._writer
 
     # -- steps ------------------------------------------------------------------------
     def _data_variables(self) -> tuple[list[tf.Variable], list[tf.Variable]]:
@@ -240,7 +248,6 @@ class Trainer:
         changes = resume.check_config(self.run_dir, cfg, self.allow_config_change)
         self._restore()
         resume.record_config(self.out_dir, cfg, changes, int(self.step))
-        self.writer = tf.summary.create_file_writer(os.path.join(self.out_dir, "tensorboard"))
         figures.save_image_grid(self.test_x, os.path.join(self.out_dir, "figures", "ground_truth.png"))
         start = int(self.epochs_done) + 1
         try:

@@ -2,7 +2,6 @@
 flags, and user-caused conditions that used to end in a raw traceback. Each case gets one
 error line naming what was wrong and what is allowed (exit 2 in the CLIs)."""
 import gzip
-import json
 import os
 import subprocess
 import sys
