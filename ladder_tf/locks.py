@@ -3,7 +3,8 @@
 A lock is a small JSON file (pid, host, start time, purpose, command) created with
 O_EXCL, so two processes never both hold it. It is released when its ``with`` block ends,
 also on exceptions. A lock left by a process that was killed (same host, pid no longer
-running) is stale: the next process takes it over with one warning line. A lock held by a
+running, or running but started at another time: a reused pid) is stale: the next process
+takes it over with one warning line. A lock held by a
 live process, or by a process on another host (whose liveness cannot be checked), stops
 the new process with ``RunLockedError`` naming the holder.
 """
@@ -38,9 +39,34 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def owned_by_dead_process(pid: Any, host: Any) -> bool:
-    """True when (pid, host) names a process of this host that no longer runs."""
-    return host == socket.gethostname() and isinstance(pid, int) and not process_alive(pid)
+def process_start(pid: int) -> str | None:
+    """'boot id:start tick' of a running process (Linux), None where /proc cannot tell.
+
+    Tells a reused pid (a restarted container often gets the same small pid) from the
+    process that wrote a lock.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return f"{boot}:{fields[19]}"  # field 22 of stat: start time in clock ticks
+    except (OSError, IndexError):
+        return None
+
+
+def owned_by_dead_process(pid: Any, host: Any, start: Any = None) -> bool:
+    """True when (pid, host) names a process of this host that no longer runs.
+
+    ``start`` (``process_start`` when the lock was written): a live process with that pid
+    but another start is a reused pid, so the owner is gone too.
+    """
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return False
+    if not process_alive(pid):
+        return True
+    now = process_start(pid)
+    return start is not None and now is not None and now != start
 
 
 def _read(path: str) -> dict[str, Any] | None:
@@ -97,6 +123,7 @@ def acquire(path: str, purpose: str) -> dict[str, Any]:
     """
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     record = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
+              "process_start": process_start(os.getpid()),
               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join(sys.argv), "token": uuid.uuid4().hex}
     for _ in range(TAKEOVER_TRIES):
@@ -105,7 +132,8 @@ def acquire(path: str, purpose: str) -> dict[str, Any]:
         held = _read(path)
         if held is None:
             continue
-        if held and not owned_by_dead_process(held.get("pid"), held.get("host")):
+        if held and not owned_by_dead_process(held.get("pid"), held.get("host"),
+                                              held.get("process_start")):
             raise RunLockedError(f"{os.path.dirname(path) or '.'} is in use by {describe(held)}: it "
                                  f"holds {path}; wait for it to finish (delete that file only if "
                                  "the process is gone)")

@@ -210,7 +210,10 @@ def test_stale_lock_is_taken_over_and_foreign_host_is_refused(run, tmp_path):
     write_lock(lock, **{**record, "host": "elsewhere"})
     with pytest.raises(locks.RunLockedError, match="on elsewhere"):
         fit(run)
-    os.remove(lock)
+    write_lock(lock, **{**record, "pid": os.getpid(), "process_start": "another boot:1"})
+    with pytest.warns(UserWarning, match="taking over"):  # a reused pid: its writer is gone
+        fit(run)
+    assert not os.path.exists(lock)
 
     class Crash(Exception):
         pass
