@@ -122,13 +122,16 @@ def quiet_tensorflow(verbose: bool = False) -> None:
 
     Level 3 also hides C++ ERROR lines such as libjpeg's 'Premature end of JPEG data' or
     Grappler's 'remapper failed', which are reported (or harmless) without them; a
-    TF_CPP_MIN_LOG_LEVEL already set by the user is kept. Python warnings become one
-    'warning: ...' line.
+    TF_CPP_MIN_LOG_LEVEL already set by the user is kept. The lines logged while TensorFlow
+    loads, which ignore that level, are filtered (ladder_tf.tf_logging). Python warnings
+    become one 'warning: ...' line.
     """
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        from ladder_tf.tf_logging import filter_import_chatter
+        filter_import_chatter()
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
 
 

@@ -123,10 +123,10 @@ def test_truncated_newest_data_falls_back_in_training_and_loading(run):
 def test_no_readable_checkpoint_is_one_error_and_nothing_changes(run, capsys):
     import evaluate
 
-    for name in ("ckpt-3", "ckpt-6"):
-        truncate(ckpt(run, name + ".data-00000-of-00001"))
+    truncate(ckpt(run, "ckpt-3.data-00000-of-00001"))
+    os.remove(ckpt(run, "ckpt-6.data-00000-of-00001"))  # a missing .data file
     before = snapshot(run)
-    with pytest.raises(checkpoints.CheckpointError, match="no readable checkpoint"):
+    with pytest.raises(checkpoints.CheckpointError, match="no readable checkpoint.*ckpt-6 .*; ckpt-3 "):
         fit(run)
     with pytest.raises(RunNotFoundError, match="no readable checkpoint"):
         load_run(run)

@@ -157,19 +157,32 @@ def test_unwritable_run_directory_is_one_line(tmp_path, capsys, monkeypatch):
     assert line.endswith("ro/run.lock: Permission denied")
 
 
-def test_tensorflow_cpp_error_lines_are_hidden_unless_verbose(monkeypatch):
+def test_tensorflow_cpp_lines_are_hidden_unless_verbose(monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     quiet_tensorflow(verbose=True)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
-    script = ("from ladder_tf.cli import quiet_tensorflow; quiet_tensorflow()\n"
+    script = ("import sys; from ladder_tf.cli import quiet_tensorflow; quiet_tensorflow()\n"
               "import numpy as np, tensorflow as tf\n"
               "noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)\n"
               "jpeg = tf.io.encode_jpeg(noise).numpy()  # cut in half: libjpeg logs an error\n"
               "try:\n    tf.io.decode_jpeg(jpeg[: len(jpeg) // 2])\n"
-              "except tf.errors.InvalidArgumentError:\n    print('rejected')\n")
+              "except tf.errors.InvalidArgumentError:\n    print('rejected')\n"
+              "print('kept', file=sys.stderr)\n")
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
-    assert proc.stdout.strip() == "rejected", proc.stderr
+    assert proc.stdout.strip() == "rejected" and "kept" in proc.stderr, proc.stderr
     assert "jpeg_mem.cc" not in proc.stderr and "Premature end of JPEG" not in proc.stderr
+    for startup in ("absl::InitializeLog", "port.cc", "cudart_stub.cc", "cpu_feature_guard"):
+        assert startup not in proc.stderr, proc.stderr  # logged while TensorFlow loads
+
+
+def test_start_up_filter_keeps_every_other_line(capfd):
+    from ladder_tf.tf_logging import stderr_filtered
+
+    with stderr_filtered():
+        os.write(2, b"I0000 00:00:1795722950.723008    5140 port.cc:153] oneDNN custom operations\n"
+                    b"E0000 00:00:1795722951.753393    5140 some_op.cc:52] a real error\n")
+    err = capfd.readouterr().err
+    assert "oneDNN" not in err and "a real error" in err
