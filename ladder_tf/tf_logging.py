@@ -28,7 +28,11 @@ CHATTER = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\
 def stderr_filtered() -> Iterator[None]:
     """Capture file descriptor 2 for the block; then write back all but the chatter lines."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a detached process): nothing to filter
+        yield
+        return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
