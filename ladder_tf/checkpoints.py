@@ -17,7 +17,7 @@ import warnings
 
 import tensorflow as tf
 
-from ladder_tf.io_utils import atomic_write_text
+from ladder_tf.io_utils import atomic_write_text, error_line
 
 STATE_FILE = "checkpoint"
 _NAME = re.compile(r"^(?P<prefix>.+-(?P<number>\d+))\.(?:index|data-\d+-of-\d+)$")
@@ -49,32 +49,33 @@ def unreadable_reason(prefix: str) -> str | None:
             reader.get_tensor(name)
     except (tf.errors.OpError, ValueError, OSError, IndexError, RuntimeError) as err:
         # a truncated data file: IndexError 'Read less bytes than requested'; bad bytes: DataLoss
-        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return error_line(err)
     return None
 
 
 def newest_readable(ckpt_dir: str) -> tuple[str | None, list[str]]:
-    """(the newest readable checkpoint or None, every readable one, oldest first).
+    """(the newest readable checkpoint or None, it and the older ones, oldest first).
 
-    Warns once, naming the unreadable checkpoints that were skipped and why. Raises
-    CheckpointError when checkpoint files exist but none is readable.
+    Checkpoints are read completely from the newest down to the first readable one; the
+    older ones only need their index file. Warns once, naming the newer checkpoints that
+    were skipped and why. Raises CheckpointError when checkpoint files exist but none is
+    readable.
     """
     candidates = on_disk(ckpt_dir)
-    skipped, readable = [], []
-    for prefix in candidates:
+    skipped = []
+    for i, prefix in enumerate(candidates):
         reason = unreadable_reason(prefix)
-        if reason:
-            skipped.append(f"{os.path.basename(prefix)} ({reason})")
-        else:
-            readable.append(prefix)
-    if candidates and not readable:
+        if reason is None:
+            if skipped:
+                warnings.warn(f"skipped unreadable checkpoint{'s' if len(skipped) > 1 else ''} "
+                              f"{'; '.join(skipped)}; using {os.path.basename(prefix)}", stacklevel=2)
+            older = [p for p in candidates[i + 1:] if os.path.exists(p + ".index")]
+            return prefix, [prefix, *older][::-1]
+        skipped.append(f"{os.path.basename(prefix)} ({reason})")
+    if candidates:
         raise CheckpointError(f"no readable checkpoint in {ckpt_dir}: {'; '.join(skipped)}. "
                               "Nothing was changed; restore the files or train into a new directory")
-    newest = readable[0] if readable else None
-    if skipped:
-        warnings.warn(f"skipped unreadable checkpoint{'s' if len(skipped) > 1 else ''} "
-                      f"{'; '.join(skipped)}; using {os.path.basename(newest)}", stacklevel=2)
-    return newest, readable[::-1]
+    return None, []
 
 
 def explicit(prefix: str) -> str:
@@ -126,8 +127,8 @@ def restore_newest(ckpt: tf.train.Checkpoint, ckpt_dir: str, repair: bool = True
         else:
             status.assert_existing_objects_matched()
     except (ValueError, AssertionError, tf.errors.OpError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{newest} does not fit the model of this config ({first})") from None
+        raise CheckpointError(f"{newest} does not fit the model of this config "
+                              f"({error_line(err)})") from None
     if repair:
         write_state(ckpt_dir, readable)
     return newest

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config, ConfigError
+from ladder_tf.io_utils import error_line
 from ladder_tf.resume import SAFE_ON_RESUME
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -114,7 +115,7 @@ def error_text(err: OSError) -> str:
     """One line for an OSError: 'PATH: reason' when it names a file, else its message."""
     if err.filename and err.strerror:
         return f"{err.filename}: {err.strerror}"
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return error_line(err)
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:

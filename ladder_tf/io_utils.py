@@ -1,4 +1,5 @@
-"""Crash-safe file writing: every output is written to a temporary file, then renamed."""
+"""Crash-safe file writing (every output is written to a temporary file, then renamed), JSON
+lines that survive a damaged line, and one-line error messages."""
 from __future__ import annotations
 
 import contextlib
@@ -36,6 +37,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def error_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def read_jsonl(path: str | os.PathLike, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ladder_tf.io_utils import error_line
+
 DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 TFDS_NAMES = {"mnist_digit": "mnist", "mnist_fashion": "fashion_mnist"}
 NPZ_NAMES = {"mnist_digit": ("mnist.npz",), "mnist_fashion": ("fashion-mnist.npz", "fashion_mnist.npz")}
@@ -69,7 +71,7 @@ def read_idx(path: str) -> np.ndarray:
             data = fh.read()
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         kind = "a complete gzip file" if path.endswith(".gz") else "readable"
-        raise DataFormatError(f"{path} is not {kind} ({_first_line(err)})") from None
+        raise DataFormatError(f"{path} is not {kind} ({error_line(err)})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataFormatError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
@@ -79,11 +81,6 @@ def read_idx(path: str) -> np.ndarray:
         raise DataFormatError(f"{path} is truncated: expected {int(np.prod(dims))} values, "
                          f"found {body.size}")
     return body.reshape(dims)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _find_idx(directory: str, stem: str) -> str | None:
@@ -110,7 +107,7 @@ def load_npz(path: str) -> ImageData:
         npz = np.load(path)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
         raise DataFormatError(f"{path} is not a readable .npz file (a zip of .npy arrays): "
-                              f"{_first_line(err)}") from None
+                              f"{error_line(err)}") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise DataFormatError(f"{path} holds one array, not a Keras-style .npz with x_train, "
                               "y_train, x_test, y_test")
@@ -124,7 +121,7 @@ def load_npz(path: str) -> ImageData:
             try:
                 arrays[k] = npz[k]
             except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-                raise DataFormatError(f"{path} array '{k}' cannot be read ({_first_line(err)})") from None
+                raise DataFormatError(f"{path} array '{k}' cannot be read ({error_line(err)})") from None
     return _as_image_data(arrays, {k: f"{path} array '{k}'" for k in IDX_FILES},
                           source=f"npz file {path}")
 
