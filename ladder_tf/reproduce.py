@@ -141,7 +141,7 @@ def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]
 # -- runs --------------------------------------------------------------------------------
 def final_row(run_dir: str) -> dict[str, Any] | None:
     """The last metrics row of a run, or None when it has none."""
-    rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+    rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"), require=("epoch",))
     return rows[-1] if rows else None
 
 
