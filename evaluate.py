@@ -165,9 +165,9 @@ def run_nll(models, columns, data, args, result) -> None:
 def evaluate(args: argparse.Namespace, metrics: list[str], weights: str | None,
              argv: list[str] | None) -> dict:
     """Load the models and data, compute the metrics; returns the result record."""
-    t0 = time.perf_counter()
     from ladder_tf.evaluation.report import column_names
 
+    t0 = time.perf_counter()
     models = load_models(args.runs)
     data = load_data(models, args)
     names = column_names([m.name for m in models], args.runs)
