@@ -17,6 +17,10 @@ from typing import Iterator, Sequence
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config, ConfigError
+from ladder_tf.io_utils import error_line
+from ladder_tf.resume import SAFE_ON_RESUME
+from ladder_tf.io_utils import error_line
+from ladder_tf.resume import SAFE_ON_RESUME
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # The shipped configs: package data after a (non-editable) install, configs/ in a checkout.
@@ -101,6 +105,10 @@ def training_parser(description: str, datasets: Sequence[str],
                      help="no progress bar: one line per epoch only (for batch jobs)")
     out.add_argument("--no-export", action="store_true",
                      help="do not write RUN_DIR/saved_model at the end of training")
+    out.add_argument("--allow-config-change", action="store_true",
+                     help="resume a run directory even when keys other than "
+                     f"{', '.join(SAFE_ON_RESUME)} differ from its config.json (each change is "
+                     "recorded in config_changes.jsonl)")
     return p
 
 
@@ -139,14 +147,18 @@ def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
 def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
                      strategy=None, chief: bool = True) -> int:
     """Run the Trainer for a CLI: one clear message and an exit status for every failure."""
+    from ladder_tf.locks import RunLockedError
     from ladder_tf.training import Trainer, TrainingDivergedError
 
     try:
         trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress, strategy=strategy,
-                          export_at_end=not args.no_export)
+                          export_at_end=not args.no_export,
+                          allow_config_change=args.allow_config_change)
         rows = trainer.fit()
-    except ConfigError as err:
+    except (ConfigError, RunLockedError) as err:
         fail(str(err))
+    except OSError as err:  # unreadable checkpoints, permissions, a full disk
+        fail(error_text(err))
     except TrainingDivergedError as err:
         fail(str(err), status=1)
     except KeyboardInterrupt:
@@ -166,6 +178,13 @@ def fail(message: str, status: int = 2) -> "NoReturn":  # noqa: F821
     """Print one clear error line and exit (2 for user mistakes)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(status)
+
+
+def error_text(err: OSError) -> str:
+    """One line for an OSError: 'PATH: reason' when it names a file, else its message."""
+    if err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return error_line(err)
 
 
 @contextlib.contextmanager
@@ -214,4 +233,4 @@ def quiet_tensorflow(verbose: bool = False) -> None:
 __all__ = ["training_parser", "add_distribution_flags", "config_from_args", "default_run_dir",
            "fail", "ConfigError", "quiet_tensorflow", "new_parser", "HelpFormatter",
            "hidden_startup_lines", "CONFIG_DIR", "config_path", "add_run_length_flags",
-           "add_data_flags"]
+           "add_data_flags", "error_text"]

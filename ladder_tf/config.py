@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -146,6 +147,8 @@ def _check_value(key: str, value: Any) -> Any:
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise ConfigError(f"config key '{key}' must be {typ.__name__}, got {value!r} "
                           f"({type(value).__name__})")
+    if typ is float and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}' = {value!r} is not a finite number")
     meta = f.metadata
     if "choices" in meta and value not in meta["choices"]:
         allowed = ", ".join(map(str, meta["choices"]))
@@ -238,4 +241,4 @@ def apply_overrides(cfg: Config, overrides: Iterable[str] = (), **updates: Any) 
 def save(cfg: Config, path: str | os.PathLike) -> None:
     """Write the effective config as JSON, atomically."""
     from ladder_tf.io_utils import atomic_write_text
-    atomic_write_text(path, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(cfg.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -25,9 +25,11 @@ Signatures (float32 images (B, H, W, C) in [0, 1]; int32 scalars n and seed):
 Assets: ``assets/config.json`` (the effective config) and ``assets/export_info.json``.
 
 The model is saved into a temporary directory beside ``--out`` and renamed into place, so an
-interrupted export never leaves a half-written model where a good one was. With
-``--model-version`` the model goes to ``OUT/<version>/``, the numbered layout TensorFlow
-Serving watches (``--model_base_path=OUT``); ``next`` is one above the highest existing one.
+interrupted export never leaves a half-written model where a good one was. Temporary
+folders carry their process id and host; the next export removes those whose process is
+gone (a ``kill -9`` in mid-export leaves them behind). With ``--model-version`` the model
+goes to ``OUT/<version>/``, the numbered layout TensorFlow Serving watches
+(``--model_base_path=OUT``); ``next`` is one above the highest existing one.
 
 Every prior's ``sample(n, seed)`` (and a prior VAE's ``log_prob_t``) is graph-safe: it traces
 with tensor n and seed, so the exported ``sample`` draws what ``Run.generate`` draws.
@@ -37,7 +39,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from typing import Callable
 
@@ -45,6 +49,7 @@ import tensorflow as tf
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
+from ladder_tf.locks import owned_by_dead_process
 
 
 CONFIG_ASSET = "config.json"
@@ -52,6 +57,8 @@ INFO_ASSET = "export_info.json"
 FORMAT_VERSION = 1
 SERVING_DEFAULT = "encode"  # the signature `serving_default` repeats
 EXPORT_HELP = __doc__.split("\n\nThe SavedModel needs")[0]
+TEMP_PREFIXES = (".tmp-saved_model-", ".old-saved_model-", ".tmp-export-assets-")
+_TEMP_OWNER = re.compile(r"^(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+$")
 
 
 # -- what a prior offers -------------------------------------------------------------------
@@ -155,11 +162,34 @@ def _publish_permissions(root: str) -> None:
             os.chmod(os.path.join(directory, name), 0o666 & ~umask)
 
 
+def _temp_dir(parent: str, prefix: str) -> str:
+    """A new temporary folder in ``parent`` named after this process (``PREFIXpid@host-x``)."""
+    return tempfile.mkdtemp(dir=parent, prefix=f"{prefix}{os.getpid()}@{socket.gethostname()}-")
+
+
+def remove_stale_temp_dirs(parent: str) -> list[str]:
+    """Remove the temporary export folders in ``parent`` whose process no longer runs.
+
+    Folders of live processes (a concurrent export) and of other hosts are kept; names
+    without an owner (older versions) count as stale. Returns the removed paths.
+    """
+    removed = []
+    for name in os.listdir(parent) if os.path.isdir(parent) else []:
+        prefix = next((p for p in TEMP_PREFIXES if name.startswith(p)), None)
+        if prefix is None:
+            continue
+        owner = _TEMP_OWNER.match(name[len(prefix):])
+        if owner is None or owned_by_dead_process(int(owner["pid"]), owner["host"]):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            removed.append(os.path.join(parent, name))
+    return removed
+
+
 def _replace_dir(tmp: str, out_dir: str) -> None:
     """Move the finished ``tmp`` to ``out_dir``; an existing model is only removed after."""
     old = None
     if os.path.lexists(out_dir):
-        old = tempfile.mkdtemp(dir=os.path.dirname(out_dir), prefix=".old-saved_model-")
+        old = _temp_dir(os.path.dirname(out_dir), ".old-saved_model-")
         os.rmdir(old)
         os.rename(out_dir, old)
     os.rename(tmp, out_dir)
@@ -175,8 +205,9 @@ def export_run(vae, prior, cfg: Config, out_dir: str, checkpoint: str | None = N
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-saved_model-")
-    staging = tempfile.mkdtemp(prefix="ladder-export-assets-")
+    remove_stale_temp_dirs(parent)
+    tmp = _temp_dir(parent, ".tmp-saved_model-")
+    staging = _temp_dir(parent, ".tmp-export-assets-")
     try:
         config_path = os.path.join(staging, CONFIG_ASSET)
         info_path = os.path.join(staging, INFO_ASSET)
@@ -239,8 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ladder_tf.cli import fail, quiet_tensorflow
-    from ladder_tf.runs import RunNotFoundError
+    from ladder_tf.cli import error_text, fail, quiet_tensorflow
 
     args = build_parser().parse_args(argv)
     out = args.out
@@ -254,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow(args.verbose)
     try:
         path = export_checkpoint(args.run_dir, out, args.checkpoint)
-    except RunNotFoundError as err:
+    except OSError as err:  # RunNotFoundError (no run, no readable checkpoint), permissions
+        fail(error_text(err))
+    except config_lib.ConfigError as err:  # a damaged config.json
         fail(str(err))
     with open(os.path.join(path, "assets", INFO_ASSET), encoding="utf-8") as fh:
         info = json.load(fh)

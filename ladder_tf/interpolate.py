@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 
@@ -133,23 +134,47 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# flag -> (test of a finite value, what is allowed)
+NUMBER_FLAGS = {"lr": (lambda v: v > 0, "> 0"), "w_path": (lambda v: v >= 0, ">= 0"),
+                "w_equal": (lambda v: v >= 0, ">= 0"), "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+                "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"), "epsilon": (lambda v: v > 0, "> 0"),
+                "clip": (lambda v: v >= 0, ">= 0 (0: no clipping)")}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every mistake that needs no model or data: one error line, exit 2, before computing."""
+    from ladder_tf.cli import fail
+
+    if args.steps < 1 or args.iterations < 1:
+        fail("--steps and --iterations must be at least 1")
+    if args.start == args.end:
+        fail(f"--start and --end are both {args.start}: a path needs two different test images")
+    for key, (ok, allowed) in NUMBER_FLAGS.items():
+        value = getattr(args, key)
+        if not math.isfinite(value) or not ok(value):
+            fail(f"--{key.replace('_', '-')} must be a finite number {allowed}, got {value}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        fail(f"--out {args.out} is an existing file; give a directory (new or existing)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    from ladder_tf.cli import fail, quiet_tensorflow
+    from ladder_tf.cli import error_text, fail, quiet_tensorflow
     from ladder_tf.data import DataNotFoundError
     from ladder_tf.runs import RunNotFoundError
 
     args = parser().parse_args(argv)
+    check_args(args)
     quiet_tensorflow(args.verbose)
-    if args.steps < 1 or args.iterations < 1:
-        fail("--steps and --iterations must be at least 1")
     settings = SLPSettings(n_step=args.steps, w_path=args.w_path, w_equal=args.w_equal,
                            learning_rate=args.lr, beta1=args.beta1, beta2=args.beta2,
                            epsilon=args.epsilon, clip=args.clip, iterations=args.iterations)
     try:
         summary = interpolate(args.model, args.start, args.end, args.out, settings, args.seed,
                               args.data_dir, allow_download=not args.no_download)
-    except (RunNotFoundError, FileNotFoundError, DataNotFoundError, ValueError, NotImplementedError) as err:
+    except (RunNotFoundError, DataNotFoundError, ValueError, NotImplementedError) as err:
         fail(str(err))
+    except OSError as err:  # an unwritable --out, a SavedModel that is not an export
+        fail(error_text(err))
     for name, s in summary["methods"].items():
         print(f"{name}: length {s['path_length']:.3f}, log p min {s['log_p_min']:.2f} "
               f"mean {s['log_p_mean']:.2f} (dense min {s['log_p_dense_min']:.2f})")

@@ -1,10 +1,12 @@
-"""Crash-safe file writing: every output is written to a temporary file, then renamed."""
+"""Crash-safe file writing (every output is written to a temporary file, then renamed), JSON
+lines that survive a damaged line, and one-line error messages."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import tempfile
+import warnings
 from typing import Any, Iterator
 
 
@@ -37,17 +39,37 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             os.fsync(fh.fileno())
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """All complete JSON lines of ``path`` (a torn last line from a crash is ignored)."""
+def error_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_jsonl(path: str | os.PathLike, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every readable JSON-object line of ``path`` ([] when it does not exist).
+
+    A damaged line (not JSON, not an object, or lacking a ``require``d key) costs only
+    itself: it is skipped with one warning naming the file and the line number, and the
+    lines after it are kept.
+    """
     if not os.path.exists(path):
         return []
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
+    rows, bad = [], []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
-                break
+                row = None
+            if isinstance(row, dict) and all(k in row for k in require):
+                rows.append(row)
+            else:
+                bad.append(number)
+    if bad:
+        warnings.warn(f"{os.fspath(path)}: skipped damaged line{'s' if len(bad) > 1 else ''} "
+                      f"{', '.join(map(str, bad))}; kept the other {len(rows)}", stacklevel=2)
     return rows
 
 

@@ -5,7 +5,9 @@
 
 Runs go to ``<out-root>/<exp_name>/<prior>/seed<k>/`` (the sweep to ``ladder_dt<k>/seed<s>``),
 one after another in this process. A run whose metrics.jsonl already has the last epoch is
-skipped; an interrupted one is resumed by the Trainer from its checkpoints. The table
+skipped; an interrupted one is resumed by the Trainer from its checkpoints; one that another
+process is training (it holds the run's lock) is skipped here with a warning, so several
+workers can share one comparison. The table
 (``<out-root>/<exp_name>/results.md``, also printed) has one column per prior and, as mean
 +/- standard deviation over seeds, the final test negative ELBO and its terms, plus any rows
 an evaluation left in ``<run_dir>/eval.json`` (see ``EVAL_ROWS``).
@@ -23,10 +25,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ladder_tf import config as config_lib
-from ladder_tf.cli import (add_data_flags, add_run_length_flags, config_path, fail, new_parser,
-                           quiet_tensorflow)
+from ladder_tf.cli import (add_data_flags, add_run_length_flags, config_path, error_text, fail,
+                           new_parser, quiet_tensorflow)
 from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, Config, ConfigError
 from ladder_tf.io_utils import atomic_write_text, read_jsonl
+from ladder_tf.resume import config_changes, format_changes, recorded_config
 
 ALL_PRIORS = ("normal", "vampprior", "gmm", "hierarchical", "ladder")
 # (label, value in the final metrics row). The four terms, as they enter the negative ELBO,
@@ -138,7 +141,7 @@ def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]
 # -- runs --------------------------------------------------------------------------------
 def final_row(run_dir: str) -> dict[str, Any] | None:
     """The last metrics row of a run, or None when it has none."""
-    rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+    rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"), require=("epoch",))
     return rows[-1] if rows else None
 
 
@@ -148,15 +151,10 @@ def is_finished(spec: RunSpec) -> bool:
     return row is not None and row["epoch"] >= spec.cfg.num_epochs
 
 
-def config_differences(spec: RunSpec) -> list[str]:
-    """Config keys whose value in the run directory's config.json differs from the spec's."""
-    path = os.path.join(spec.run_dir, "config.json")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as fh:
-        saved = json.load(fh)
-    wanted = spec.cfg.to_dict()
-    return sorted(k for k in wanted if k in saved and saved[k] != wanted[k])
+def config_differences(spec: RunSpec) -> str:
+    """'key old -> new, ...' for the run directory's recorded config against the spec's."""
+    old = recorded_config(spec.run_dir)
+    return format_changes(config_changes(old, spec.cfg)) if old is not None else ""
 
 
 def train_run(spec: RunSpec, data, show_progress: bool) -> None:
@@ -269,6 +267,7 @@ def results_markdown(dataset: str, table1: Sequence[RunSpec], table2: Sequence[R
 # -- main --------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     try:
         table1, table2 = build_specs(args)
     except ConfigError as err:
@@ -279,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         fail("nothing to run: give --priors and/or --d-t")
 
     from ladder_tf.data import DataNotFoundError, load_dataset
+    from ladder_tf.locks import RunLockedError
     from ladder_tf.training import TrainingDivergedError
 
     cfg0 = specs[0].cfg
@@ -288,26 +288,31 @@ def main(argv: list[str] | None = None) -> int:
     except (DataNotFoundError, ValueError) as err:
         fail(str(err))
     failures: dict[str, str] = {}
+    busy: dict[str, str] = {}  # run directories another worker is training: skipped here
     for i, spec in enumerate(specs, 1):
         head = f"[{i}/{len(specs)}] {spec.column}, seed {spec.seed}"
-        diff = config_differences(spec)
-        if diff:
-            print(f"warning: {spec.run_dir}/config.json differs in {', '.join(diff)}",
-                  file=sys.stderr)
-        if is_finished(spec):
-            print(f"{head}: finished already, skipped ({spec.run_dir})")
-            continue
-        print(f"{head}: training into {spec.run_dir}", flush=True)
         try:
+            diff = config_differences(spec)
+            if diff:
+                print(f"warning: {spec.run_dir}/config.json differs: {diff}", file=sys.stderr)
+            if is_finished(spec):
+                print(f"{head}: finished already, skipped ({spec.run_dir})")
+                continue
+            print(f"{head}: training into {spec.run_dir}", flush=True)
             train_run(spec, data, show_progress=not args.no_progress)
         except TrainingDivergedError as err:
             failures[spec.run_dir] = f"diverged: {err}"
             print(f"{head}: {failures[spec.run_dir]}", file=sys.stderr)
+        except RunLockedError as err:
+            busy[spec.run_dir] = f"skipped here: {err}"
+            print(f"warning: {head}: {busy[spec.run_dir]}", file=sys.stderr)
         except ValueError as err:
             fail(f"{spec.run_dir}: {err}")
+        except OSError as err:
+            fail(f"{spec.run_dir}: {error_text(err)}")
         except KeyboardInterrupt:
             fail("interrupted; re-run the same command to resume", status=130)
-    text = results_markdown(cfg0.exp_name, table1, table2, failures)
+    text = results_markdown(cfg0.exp_name, table1, table2, {**failures, **busy})
     path = os.path.join(args.out_root, cfg0.exp_name, "results.md")
     atomic_write_text(path, text)
     print(text)

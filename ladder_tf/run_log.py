@@ -102,10 +102,18 @@ class RunLog:
 
     def __init__(self, out_dir: str, cfg: Config, chief: bool = True):
         self.out_dir, self.cfg, self.chief = out_dir, cfg, chief
-        root = os.path.join(out_dir, TENSORBOARD_DIR)
-        self.writers = {"": tf.summary.create_file_writer(root)}
-        self.writers.update({s: tf.summary.create_file_writer(os.path.join(root, s)) for s in SPLITS})
+        self._writers: dict[str, tf.summary.SummaryWriter] | None = None
         self.record_path = os.path.join(out_dir, RECORD_FILE)
+
+    @property
+    def writers(self) -> dict[str, tf.summary.SummaryWriter]:
+        """TensorBoard writers ('' for the run's own folder, one per split), created on first
+        use, so a run refused before training writes no event file."""
+        if self._writers is None:
+            root = os.path.join(self.out_dir, TENSORBOARD_DIR)
+            self._writers = {"": tf.summary.create_file_writer(root)}
+            self._writers.update({s: tf.summary.create_file_writer(os.path.join(root, s)) for s in SPLITS})
+        return self._writers
 
     # -- run record ---------------------------------------------------------------------
     def _sessions(self) -> list[dict[str, Any]]:
@@ -141,7 +149,7 @@ class RunLog:
 
     def finish(self, status: str, last_epoch: int) -> None:
         """Close this invocation's record: ``status`` finished, interrupted or failed."""
-        for writer in self.writers.values():
+        for writer in (self._writers or {}).values():
             writer.flush()
         if not self.chief:
             return

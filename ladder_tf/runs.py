@@ -40,16 +40,29 @@ class Run:
 
 
 def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
-    """Restore the latest (or the given) checkpoint of ``run_dir``."""
+    """Restore the newest readable (or the given) checkpoint of ``run_dir``.
+
+    Unreadable newer checkpoints are skipped with one warning (ladder_tf.checkpoints);
+    raises RunNotFoundError when there is no config, no readable checkpoint, or the
+    checkpoint does not fit the recorded config.
+    """
+    from ladder_tf import checkpoints
     from ladder_tf.training import build_model, make_checkpoint
 
     cfg_path = os.path.join(run_dir, "config.json")
     if not os.path.exists(cfg_path):
         raise RunNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
     cfg = config_lib.load(cfg_path)
-    checkpoint = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    vae, prior = build_model(cfg)
+    ckpt = make_checkpoint(vae, prior)
+    try:
+        if checkpoint:
+            ckpt.restore(checkpoints.explicit(checkpoint)).expect_partial()
+        else:
+            checkpoint = checkpoints.restore_newest(ckpt, os.path.join(run_dir, "checkpoints"),
+                                                    repair=False, partial=True)
+    except checkpoints.CheckpointError as err:
+        raise RunNotFoundError(str(err)) from None
     if not checkpoint:
         raise RunNotFoundError(f"{run_dir} has no checkpoint under checkpoints/")
-    vae, prior = build_model(cfg)
-    make_checkpoint(vae, prior).restore(checkpoint).expect_partial()
     return Run(cfg, vae, prior, run_dir, checkpoint)

@@ -16,8 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 from tqdm.auto import tqdm
 
-from ladder_tf import config as config_lib
-from ladder_tf import distributed, figures
+from ladder_tf import checkpoints, distributed, figures, locks, resume
 from ladder_tf.block_updates import FLAG_KEYS, BlockStep, failed_block
 from ladder_tf.config import Config, ConfigError
 from ladder_tf.data import (ImageData, balanced_test_batch, eval_batches, train_batches,
@@ -79,12 +78,15 @@ class Trainer:
     loaded image collections (``ladder_tf.data.celeba.ImageFiles``). ``strategy``: a
     tf.distribute strategy (None: one device); variables and optimiser state are created
     in its scope, each step runs per replica on its share of the global batch, and only
-    the chief writes ``run_dir`` (see ladder_tf.distributed).
+    the chief writes ``run_dir`` (see ladder_tf.distributed). ``allow_config_change``: resume
+    even when keys outside ``resume.SAFE_ON_RESUME`` differ from the recorded config.
     """
 
     def __init__(self, cfg: Config, data: ImageData, run_dir: str, show_progress: bool = True,
-                 strategy: tf.distribute.Strategy | None = None, export_at_end: bool = False):
+                 strategy: tf.distribute.Strategy | None = None, export_at_end: bool = False,
+                 allow_config_change: bool = False):
         self.cfg, self.data, self.run_dir = cfg, data, run_dir
+        self.allow_config_change = allow_config_change
         self.export_at_end = export_at_end
         self.strategy = strategy or tf.distribute.get_strategy()
         self.distributed = not distributed.is_default(strategy)
@@ -167,19 +169,24 @@ class Trainer:
         self.prior.begin_epoch(epoch)
 
     def _restore(self) -> None:
+        """Resume from the newest readable checkpoint (the chief's), if there is one.
+
+        Unreadable newer checkpoints are skipped with a warning and never deleted; metrics
+        rows of epochs after the restored one move to metrics.superseded.jsonl.
+        """
         nets, sig = self.vae.network_variables, [self.vae.sigma]
         with self.strategy.scope():
             build_optimizer(self.opt_vae, nets)
             build_optimizer(self.opt_sigma, sig)
             self.prior.build()
-        latest = tf.train.latest_checkpoint(os.path.join(self.run_dir, "checkpoints"))  # the chief's
+        ckpt_dir = os.path.join(self.run_dir, "checkpoints")
+        latest = checkpoints.restore_newest(self.ckpt, ckpt_dir, repair=self.is_chief)
+        self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.out_dir, "checkpoints"),
+                                                  max_to_keep=self.cfg.max_to_keep)  # repaired state
         if latest:
-            self.ckpt.restore(latest).assert_existing_objects_matched()
+            resume.check_position(int(self.step), int(self.epochs_done), self.steps_per_epoch)
             print(f"resuming from step {int(self.step)} (epoch {int(self.epochs_done)} done)", flush=True)
-            rows = [r for r in read_jsonl(self.metrics_path) if r["epoch"] <= int(self.epochs_done)]
-            write_jsonl(self.metrics_path, rows)
-        elif os.path.exists(self.metrics_path):
-            os.remove(self.metrics_path)
+        resume.supersede_metrics(self.out_dir, int(self.epochs_done))
 
     def save_checkpoint(self) -> str:
         """Write a checkpoint of the current step, refusing weights that cannot be trained on.
@@ -204,10 +211,19 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
-        """Train until ``num_epochs``; returns the metrics rows of every epoch."""
+        """Train until ``num_epochs``; returns the metrics rows of every epoch.
+
+        The chief holds the run directory's lock throughout (ladder_tf.locks); the config is
+        compared with the recorded one before anything is written (ladder_tf.resume).
+        """
+        with locks.run_lock(self.out_dir, "training", enabled=self.is_chief):
+            return self._fit()
+
+    def _fit(self) -> list[dict[str, Any]]:
         cfg = self.cfg
-        config_lib.save(cfg, os.path.join(self.out_dir, "config.json"))
+        changes = resume.check_config(self.run_dir, cfg, self.allow_config_change)
         self._restore()
+        resume.record_config(self.out_dir, cfg, changes, int(self.step))
         figures.save_image_grid(self.test_x, os.path.join(self.out_dir, "figures", "ground_truth.png"))
         start = int(self.epochs_done) + 1
         self.log.start(start)
@@ -252,10 +268,7 @@ class Trainer:
     def _run_epoch(self, epoch: int) -> None:
         cfg, spe = self.cfg, self.steps_per_epoch
         self._begin_epoch(epoch)
-        done_in_epoch = int(self.step) - (epoch - 1) * spe
-        if not 0 <= done_in_epoch <= spe:
-            raise RuntimeError(f"checkpoint step {int(self.step)} does not fit epoch {epoch} with "
-                               f"{spe} steps per epoch; was steps_per_epoch or batch_size changed?")
+        done_in_epoch = int(self.step) - (epoch - 1) * spe  # checked on restore (resume)
         sums: dict[str, float] = {}
         in_sums = int(self.epoch_sum_steps) if done_in_epoch else 0  # steps already summed
         t0 = time.perf_counter()

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from ladder_tf.cli import fail, new_parser, quiet_tensorflow
+from ladder_tf.cli import error_text, fail, new_parser, quiet_tensorflow
 
 METRICS = ("fid", "nll")
 
@@ -160,23 +160,10 @@ def run_nll(models, columns, data, args, result) -> None:
                      "n_samples": args.nll_samples, "prior_samples": args.nll_prior_samples}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    metrics = check_args(args)
-    for path in args.runs:  # cheap checks before TensorFlow starts
-        if not any(os.path.isfile(os.path.join(path, f)) for f in ("config.json", "saved_model.pb")):
-            fail(f"{path} is not a run directory: it has no config.json (nor saved_model.pb)"
-                 if os.path.isdir(path) else f"{path}: no such run directory")
-    quiet_tensorflow(args.verbose)
-    weights = None
-    if "fid" in metrics and args.features == "inception":
-        from ladder_tf.evaluation.features import WeightsNotFoundError, find_inception_weights
-        try:
-            weights = find_inception_weights(args.inception_weights)
-        except WeightsNotFoundError as err:
-            fail(str(err))
-
-    from ladder_tf.evaluation.report import column_names, markdown, write_report
+def evaluate(args: argparse.Namespace, metrics: list[str], weights: str | None,
+             argv: list[str] | None) -> dict:
+    """Load the models and data, compute the metrics; returns the result record."""
+    from ladder_tf.evaluation.report import column_names
 
     t0 = time.perf_counter()
     models = load_models(args.runs)
@@ -196,8 +183,38 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         fail("interrupted", status=130)
     result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    metrics = check_args(args)
+    for path in args.runs:  # cheap checks before TensorFlow starts
+        if not any(os.path.isfile(os.path.join(path, f)) for f in ("config.json", "saved_model.pb")):
+            fail(f"{path} is not a run directory: it has no config.json (nor saved_model.pb)"
+                 if os.path.isdir(path) else f"{path}: no such run directory")
+    quiet_tensorflow(args.verbose)
+    weights = None
+    if "fid" in metrics and args.features == "inception":
+        from ladder_tf.evaluation.features import WeightsNotFoundError, find_inception_weights
+        try:
+            weights = find_inception_weights(args.inception_weights)
+        except WeightsNotFoundError as err:
+            fail(str(err))
+
+    from ladder_tf.evaluation.report import markdown, output_paths, write_report
+    from ladder_tf.locks import RunLockedError, locked
+
     out = args.out or (os.path.join(args.runs[0], "evaluation") if len(args.runs) == 1 else "evaluation")
-    json_path, md_path = write_report(result, out)
+    lock_path = os.path.splitext(output_paths(out)[0])[0] + ".lock"
+    try:  # one evaluation at a time writes these outputs; taken before any computing
+        with locked(lock_path, "evaluation"):
+            result = evaluate(args, metrics, weights, argv)
+            json_path, md_path = write_report(result, out)
+    except RunLockedError as err:
+        fail(str(err))
+    except OSError as err:  # an unwritable output path, unreadable inputs
+        fail(error_text(err))
     print(markdown(result))
     print(f"wrote {json_path} and {md_path} ({result['seconds']:.0f} s)")
     return 0

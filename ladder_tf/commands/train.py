@@ -3,7 +3,7 @@ data loading and one clear line for every failure; the loop itself is ladder_tf.
 from __future__ import annotations
 
 from ladder_tf.cli import (ConfigError, add_distribution_flags, config_from_args, default_run_dir,
-                           fail, quiet_tensorflow, train_and_report, training_parser)
+                           error_text, fail, quiet_tensorflow, train_and_report, training_parser)
 
 MNIST_HELP = """Train a VAE with any prior on MNIST digits or Fashion-MNIST.
 
@@ -38,6 +38,8 @@ def main_mnist(argv: list[str] | None = None) -> int:
                             train_size=cfg.train_size)
     except (DataNotFoundError, ValueError) as err:
         fail(str(err))
+    except OSError as err:  # an unreadable data folder, an unwritable cache
+        fail(error_text(err))
     run_dir = args.out_dir or default_run_dir(cfg)
     print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} images from "
           f"{data.source}) into {run_dir}")
@@ -67,6 +69,8 @@ def main_celeba(argv: list[str] | None = None) -> int:
                             cache_dir=args.cache_dir)
     except (DataNotFoundError, ValueError) as err:
         fail(str(err))
+    except OSError as err:  # an unreadable data folder, an unwritable cache
+        fail(error_text(err))
     run_dir = args.out_dir or default_run_dir(cfg)
     if distributed.is_chief(strategy):
         print(f"training {cfg.prior} prior on celeba ({len(data.x_train)} train / {len(data.x_test)} "

@@ -3,7 +3,8 @@
 Sources are tried in this order:
 1. ``data_dir``: IDX files (``train-images-idx3-ubyte[.gz]`` ...) or a Keras-style ``.npz``
    (``x_train``, ``y_train``, ``x_test``, ``y_test``), either the file itself or a folder
-   holding ``mnist.npz`` / ``fashion-mnist.npz``;
+   holding ``mnist.npz`` / ``fashion-mnist.npz``. An explicit ``data_dir`` is the only
+   source tried: when it is missing or unusable that is an error, never a fall-through;
 2. an already prepared TensorFlow Datasets copy (loaded with ``download=False``);
 3. Keras' own download cache, ``~/.keras/datasets/`` (``$KERAS_HOME/datasets/`` when set):
    ``fashion-mnist/`` (the four gzipped IDX files) or ``mnist.npz``;
@@ -11,15 +12,25 @@ Sources are tried in this order:
    (Fashion-MNIST only);
 5. a TensorFlow Datasets download (needs the network; skipped when ``allow_download`` is
    False).
+
+Every array is checked before it is trusted (``DataFormatError``, naming the file, the
+array and what was expected): images (N, 28, 28), (N, 28, 28, 1) or (N, 784), as uint8 or
+integers in [0, 255], or floats in [0, 1] or [0, 255] (all finite); labels integers, one
+per image.
 """
 from __future__ import annotations
 
 import glob
 import gzip
 import os
+import pickle
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from ladder_tf.io_utils import error_line
 
 DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 TFDS_NAMES = {"mnist_digit": "mnist", "mnist_fashion": "fashion_mnist"}
@@ -37,6 +48,13 @@ class DataNotFoundError(RuntimeError):
     """No source could provide the data set; the message lists what was tried."""
 
 
+class DataFormatError(ValueError):
+    """A data file that cannot be used as it is; the message names the file and the array."""
+
+
+IMAGE_SHAPES = ((28, 28), (28, 28, 1), (784,))
+
+
 @dataclass
 class ImageData:
     """A labelled image data set held in memory as uint8 (N, 28, 28, 1) plus int64 labels."""
@@ -51,15 +69,19 @@ class ImageData:
 def read_idx(path: str) -> np.ndarray:
     """Parse one IDX file (gzipped or not) into a numpy array of its declared shape."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        kind = "a complete gzip file" if path.endswith(".gz") else "readable"
+        raise DataFormatError(f"{path} is not {kind} ({error_line(err)})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+        raise DataFormatError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
-        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} values, "
+        raise DataFormatError(f"{path} is truncated: expected {int(np.prod(dims))} values, "
                          f"found {body.size}")
     return body.reshape(dims)
 
@@ -78,40 +100,102 @@ def load_idx_dir(directory: str) -> ImageData | None:
     if any(p is None for p in paths.values()):
         return None
     arrays = {k: read_idx(p) for k, p in paths.items()}
-    return _as_image_data(arrays, source=f"IDX files in {directory}")
+    return _as_image_data(arrays, {k: str(p) for k, p in paths.items()},
+                          source=f"IDX files in {directory}")
 
 
 def load_npz(path: str) -> ImageData:
     """A Keras-style ``.npz`` with x_train, y_train, x_test, y_test."""
-    with np.load(path) as npz:
+    try:
+        npz = np.load(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+        raise DataFormatError(f"{path} is not a readable .npz file (a zip of .npy arrays): "
+                              f"{error_line(err)}") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataFormatError(f"{path} holds one array, not a Keras-style .npz with x_train, "
+                              "y_train, x_test, y_test")
+    with npz:
         missing = [k for k in IDX_FILES if k not in npz]
         if missing:
-            raise ValueError(f"{path} lacks arrays {missing}; a Keras-style MNIST .npz holds "
-                             "x_train, y_train, x_test, y_test")
-        arrays = {k: npz[k] for k in IDX_FILES}
-    return _as_image_data(arrays, source=f"npz file {path}")
+            raise DataFormatError(f"{path} lacks arrays {missing}; a Keras-style MNIST .npz holds "
+                                  "x_train, y_train, x_test, y_test")
+        arrays = {}
+        for k in IDX_FILES:
+            try:
+                arrays[k] = npz[k]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                raise DataFormatError(f"{path} array '{k}' cannot be read ({error_line(err)})") from None
+    return _as_image_data(arrays, {k: f"{path} array '{k}'" for k in IDX_FILES},
+                          source=f"npz file {path}")
 
 
-def _as_image_data(arrays: dict[str, np.ndarray], source: str) -> ImageData:
-    def images(a: np.ndarray) -> np.ndarray:
-        a = np.asarray(a)
-        if a.dtype != np.uint8:
-            a = np.clip(np.round(a * 255.0 if a.max() <= 1.0 else a), 0, 255).astype(np.uint8)
-        return a.reshape(a.shape[0], 28, 28, 1)
+def check_images(a: np.ndarray, where: str) -> np.ndarray:
+    """Images as uint8 (N, 28, 28, 1), or DataFormatError naming ``where`` and what is wrong.
 
-    return ImageData(images(arrays["x_train"]), np.asarray(arrays["y_train"], np.int64),
-                     images(arrays["x_test"]), np.asarray(arrays["y_test"], np.int64), source)
+    Allowed: shapes IMAGE_SHAPES after N; uint8 or integers in [0, 255]; floats, all
+    finite, in [0, 1] (scaled by 255) or, when any exceeds 1, in [0, 255].
+    """
+    a = np.asarray(a)
+    if a.ndim < 2 or a.shape[1:] not in IMAGE_SHAPES:
+        raise DataFormatError(f"{where} has shape {a.shape}; expected 28x28 images: (N, 28, 28), "
+                              "(N, 28, 28, 1) or (N, 784)")
+    if a.dtype.kind not in "uif":
+        raise DataFormatError(f"{where} has dtype {a.dtype}; expected uint8, integer or float pixels")
+    if a.dtype != np.uint8:
+        allowed = "uint8, integers in [0, 255], or finite floats in [0, 1] or [0, 255]"
+        if a.dtype.kind == "f":
+            n_bad = int(np.count_nonzero(~np.isfinite(a)))
+            if n_bad:
+                raise DataFormatError(f"{where} has {n_bad} non-finite pixel value(s) (NaN or inf) "
+                                      f"of {a.size}; allowed: {allowed}")
+        high = 1.0 if a.dtype.kind == "f" and a.max() <= 1.0 else 255
+        n_bad = int(np.count_nonzero((a < 0) | (a > high)))
+        if n_bad:
+            raise DataFormatError(f"{where} has {n_bad} pixel value(s) outside [0, {high:g}] of "
+                                  f"{a.size}; allowed: {allowed}")
+        a = np.round(a * 255.0 if high == 1.0 else a).astype(np.uint8)
+    return a.reshape(a.shape[0], 28, 28, 1)
 
 
-def _from_data_dir(dataset: str, data_dir: str) -> ImageData | None:
-    if os.path.isfile(data_dir) and data_dir.endswith(".npz"):
-        return load_npz(data_dir)
+def check_labels(y: np.ndarray, where: str, n: int) -> np.ndarray:
+    """Labels as int64 (n,), or DataFormatError: one integer label per image."""
+    y = np.asarray(y)
+    if y.shape not in ((n,), (n, 1)):
+        raise DataFormatError(f"{where} has shape {y.shape}; expected ({n},), one label per image")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+        raise DataFormatError(f"{where} holds non-integer labels; expected integer class labels")
+    if y.dtype.kind not in "uif":
+        raise DataFormatError(f"{where} has dtype {y.dtype}; expected integer class labels")
+    return y.reshape(n).astype(np.int64)
+
+
+def _as_image_data(arrays: dict[str, np.ndarray], where: dict[str, str], source: str) -> ImageData:
+    """Checked ImageData from raw arrays; ``where``: how each array is named in errors."""
+    x_train = check_images(arrays["x_train"], where["x_train"])
+    x_test = check_images(arrays["x_test"], where["x_test"])
+    return ImageData(x_train, check_labels(arrays["y_train"], where["y_train"], len(x_train)),
+                     x_test, check_labels(arrays["y_test"], where["y_test"], len(x_test)), source)
+
+
+def _from_data_dir(dataset: str, data_dir: str) -> ImageData:
+    """The data of an explicit ``--data-dir``; DataNotFoundError when it holds none."""
+    if os.path.isfile(data_dir):
+        if data_dir.endswith(".npz"):
+            return load_npz(data_dir)
+        raise DataNotFoundError(f"--data-dir {data_dir} is a file but not a .npz; give a .npz or "
+                                "a folder of IDX files")
     if not os.path.isdir(data_dir):
-        return None
+        raise DataNotFoundError(f"--data-dir {data_dir} does not exist")
     for name in NPZ_NAMES[dataset]:
         if os.path.exists(os.path.join(data_dir, name)):
             return load_npz(os.path.join(data_dir, name))
-    return load_idx_dir(data_dir)
+    data = load_idx_dir(data_dir)
+    if data is None:
+        missing = [stem for stem in IDX_FILES.values() if _find_idx(data_dir, stem) is None]
+        raise DataNotFoundError(f"--data-dir {data_dir} holds no usable {dataset} data: no "
+                                f"{' or '.join(NPZ_NAMES[dataset])}, and of the IDX files "
+                                f"(optionally .gz) it lacks {', '.join(missing)}")
+    return data
 
 
 def _tfds_prepared(name: str) -> bool:
@@ -134,7 +218,8 @@ def _from_tfds(dataset: str, download: bool, data_dir: str | None = None) -> Ima
         return None
     (xtr, ytr), (xte, yte) = tfds.as_numpy(splits)
     arrays = {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
-    return _as_image_data(arrays, source=f"TensorFlow Datasets '{TFDS_NAMES[dataset]}'")
+    source = f"TensorFlow Datasets '{TFDS_NAMES[dataset]}'"
+    return _as_image_data(arrays, {k: f"{source} {k}" for k in arrays}, source)
 
 
 def keras_cache_path(dataset: str) -> str:
@@ -150,13 +235,9 @@ def load_mnist(dataset: str, data_dir: str | None = None, allow_download: bool =
     """
     if dataset not in TFDS_NAMES:
         raise ValueError(f"unknown MNIST-like dataset {dataset!r}; use one of {sorted(TFDS_NAMES)}")
-    tried = []
     if data_dir:
-        data = _from_data_dir(dataset, data_dir)
-        if data is not None:
-            return data
-        tried.append(f"--data-dir {data_dir}: no IDX files ({', '.join(IDX_FILES.values())}, "
-                     f"optionally .gz) and no {' or '.join(NPZ_NAMES[dataset])}")
+        return _from_data_dir(dataset, data_dir)
+    tried = []
     data = _from_tfds(dataset, download=False)
     if data is not None:
         return data

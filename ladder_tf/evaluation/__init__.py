@@ -49,6 +49,7 @@ def load_model(path: str) -> EvalModel:
     """
     import tensorflow as tf
 
+    from ladder_tf.io_utils import error_line
     from ladder_tf.runs import RunNotFoundError, load_run
 
     if not os.path.isdir(path):
@@ -62,8 +63,7 @@ def load_model(path: str) -> EvalModel:
     except RunNotFoundError:
         raise
     except (ValueError, KeyError, AssertionError, OSError, tf.errors.OpError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelLoadError(f"{path}: cannot load the model ({first})") from err
+        raise ModelLoadError(f"{path}: cannot load the model ({error_line(err)})") from err
 
 
 __all__ = ["EvalModel", "ModelLoadError", "load_model"]
