@@ -216,13 +216,16 @@ def hidden_startup_lines() -> Iterator[None]:
 def quiet_tensorflow(verbose: bool = False) -> None:
     """Import TensorFlow without its C++ start-up lines unless ``verbose``; plain warnings.
 
-    TF_CPP_MIN_LOG_LEVEL=3 (unless already set) hides C++ log lines written after start-up;
+    TF_CPP_MIN_LOG_LEVEL=3 (unless already set) hides C++ log lines written after start-up,
+    such as libjpeg's 'Premature end of JPEG data' or Grappler's 'remapper failed' (0 with
+    ``verbose``);
     the ones absl writes before its logging is initialised ignore it, so the import itself
     runs under ``hidden_startup_lines``. Call it once the arguments are parsed, so --help
     and argument errors never wait for TensorFlow.
     """
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" not in sys.modules:
