@@ -243,7 +243,8 @@ def test_end_of_epoch_refits_the_hyper_prior_on_encoded_t():
     assert prior.end_of_epoch(sample_z, 1) == {} and not calls  # before sg_pretraining: no fit
 
     metrics = prior.end_of_epoch(sample_z, 2)
-    assert calls == [(200, 2)]
+    b = prior.cfg.batch_size  # whole batches, as the original: n // b + 1 of them
+    assert calls == [((200 // b + 1) * b, 2)]
     assert any(changed(fast0, prior.fast.variables)) and not any(changed(acc0, prior.accurate.variables))
     assert not bool(prior.has_accurate)
     assert metrics["fast_fit_active_components"] == np.sum(prior.fast.weights.numpy() >= 1e-2)
@@ -256,7 +257,7 @@ def test_end_of_epoch_refits_the_hyper_prior_on_encoded_t():
     assert tf.reduce_mean(prior.fast.log_prob(t)) > tf.reduce_mean(std_normal)
 
     metrics = prior.end_of_epoch(sample_z, 3)  # the last epoch: accurate fit too
-    assert calls[1:] == [(200, 3), (300, 100_003 + 3)]
+    assert calls[1:] == [((200 // b + 1) * b, 3), ((300 // b + 1) * b, 100_003 + 3)]
     assert bool(prior.has_accurate) and any(changed(acc0, prior.accurate.variables))
     assert {"accurate_fit_active_components", "accurate_fit_iterations",
             "accurate_fit_seconds"} <= set(metrics)
