@@ -206,17 +206,50 @@ def tf1_resize_bilinear(images: tf.Tensor, size: int) -> tf.Tensor:
                                      align_corners=False, half_pixel_centers=False)
 
 
+def quantise_uint8(images) -> tf.Tensor:
+    """Float images in [0, 1] (values outside are clipped) -> uint8 round(255 x); uint8 unchanged."""
+    images = tf.convert_to_tensor(images)
+    if images.dtype == tf.uint8:
+        return images
+    return tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8)
+
+
 def ttur_preprocess(images: tf.Tensor) -> tf.Tensor:
     """(B, H, W, C) float in [0, 1] or uint8, C in {1, 3} -> (B, 299, 299, 3) network input.
 
     Steps 1-4 of the module docstring: quantise to uint8 values, TF1 bilinear resize,
     grey -> 3 channels, (v - 128) / 128.
     """
-    if images.dtype == tf.uint8:
-        v = tf.cast(images, tf.float32)
-    else:
-        v = tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0)
-    v = tf1_resize_bilinear(v, INPUT_SIZE)
+    v = tf1_resize_bilinear(quantise_uint8(images), INPUT_SIZE)
     if v.shape[-1] == 1:
         v = tf.repeat(v, 3, axis=-1)
     return (v - 128.0) / 128.0
+
+
+class FIDInceptionFeatures:
+    """The standard FID features: ``ttur_preprocess`` then the 2015-12-05 network, (B, 2048).
+
+    ``params``: folded convolutions (``fid_weights.load_params``); ``source_id``
+    identifies them in cache keys. ``__call__`` takes float images in [0, 1] or uint8,
+    (B, H, W, C) with C in {1, 3}, and returns float64 features.
+    """
+
+    dim = FEATURE_DIM
+    protocol = "ttur"
+
+    def __init__(self, params: dict[str, ConvParams], source_id: str, batch_size: int = 50,
+                 fuse: bool = True, weights_path: str | None = None):
+        self.model = build_fid_inception(params, fuse=fuse)
+        self.batch_size, self.weights_path = batch_size, weights_path
+        self.name = "fid-inception"
+        self.label = ("standard FID (2048-d pool_3 features of the 2015-12-05 Inception network used by "
+                      "TTUR, pytorch-fid, clean-fid and torch-fidelity; TTUR preprocessing: uint8 values, "
+                      "TF1 bilinear resize to 299x299, grey repeated to 3 channels, (v - 128) / 128)")
+        self.fingerprint = f"{self.name}-{self.protocol}-{source_id[:8]}"
+        self._features = tf.function(self._features_impl, reduce_retracing=True)
+
+    def _features_impl(self, images: tf.Tensor) -> tf.Tensor:
+        return self.model(ttur_preprocess(images), training=False)
+
+    def __call__(self, images) -> np.ndarray:
+        return self._features(tf.convert_to_tensor(images)).numpy().astype(np.float64)
