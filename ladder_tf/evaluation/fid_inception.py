@@ -246,10 +246,18 @@ class FIDInceptionFeatures:
                       "TTUR, pytorch-fid, clean-fid and torch-fidelity; TTUR preprocessing: uint8 values, "
                       "TF1 bilinear resize to 299x299, grey repeated to 3 channels, (v - 128) / 128)")
         self.fingerprint = f"{self.name}-{self.protocol}-{source_id[:8]}"
-        self._features = tf.function(self._features_impl, reduce_retracing=True)
+        self._features = tf.function(self._features_impl)
+        self._traced: dict[tuple, object] = {}
 
     def _features_impl(self, images: tf.Tensor) -> tf.Tensor:
         return self.model(ttur_preprocess(images), training=False)
 
     def __call__(self, images) -> np.ndarray:
-        return self._features(tf.convert_to_tensor(images)).numpy().astype(np.float64)
+        """(B, H, W, C) float in [0, 1] or uint8 -> (B, 2048) float64. One trace per image
+        shape (H, W, C) whatever the batch sizes (uint8 goes through quantise_uint8 as v / 255)."""
+        x = tf.convert_to_tensor(images)
+        x = tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else tf.cast(x, tf.float32)
+        key = tuple(x.shape[1:])
+        if key not in self._traced:
+            self._traced[key] = self._features.get_concrete_function(tf.TensorSpec((None,) + key, tf.float32))
+        return self._traced[key](x).numpy().astype(np.float64)
