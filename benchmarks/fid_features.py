@@ -2,16 +2,19 @@
 """FID feature extraction speed, printed as JSON: the FID Inception port against plain
 Keras InceptionV3 inference and a large float32 matmul, all in the same run.
 
-    python benchmarks/fid_features.py [--n 200] [--batch 50] [--classifier-n 10000]
+    python benchmarks/fid_features.py [--n 200] [--batch 50] [--rounds 2] [--jit]
+
+Every timing is the best of ``--rounds`` rounds that run the matmul and the networks in
+turn, so that a change of machine load hits them alike.
 
 Sections:
-- ``matmul``: GFLOP/s of a 4096x4096 float32 matmul (2 * 4096^3 FLOP each), the
+- ``matmul_4096_float32_gflops``: GFLOP/s of a 4096x4096 float32 matmul (2 * 4096^3 FLOP each), the
   machine's practical peak for dense float32 work in this process.
-- ``fid_inception``: the port (``fid_inception.build_fid_inception``, needs the converted
-  weights: ``python -m ladder_tf.evaluation.fid_weights``; else random weights of the
-  same shapes, same speed), network only on 299x299x3 inputs, with fused 1x1
-  convolutions (the default) and without; and the full extractor (28x28 grey uint8
-  images -> TTUR preprocessing -> features, streaming statistics included).
+- ``fid_inception_fused`` / ``_unfused``: the port (``fid_inception.build_fid_inception``;
+  needs the converted weights: ``python -m ladder_tf.evaluation.fid_weights``), network
+  only on 299x299x3 inputs, with fused 1x1 convolutions (the default) and without
+  (``--jit``: also with XLA); ``fid_inception_extractor_28x28_grey``: the whole extractor
+  (28x28 grey uint8 images -> TTUR preprocessing -> features -> streaming statistics).
 - ``keras_inception_v3``: ``keras.applications.InceptionV3(weights=None, include_top=False,
   pooling='avg')`` at 299x299, network only (random weights: same cost).
 - ``classifier``: the project's classifier features, with peak memory for N and 5N
