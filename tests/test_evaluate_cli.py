@@ -191,3 +191,27 @@ def test_standard_fid_table_and_saved_statistics(tiny_run, capsys):
     assert "mnist_fashion-reference.npz" in names and "normal-reconstruction-1.npz" in names
     with np.load(stats / "normal-generation-0.npz") as f:
         assert f["mu"].shape == (2048,) and f["sigma"].shape == (2048, 2048)
+
+
+@pytest.mark.e2e
+def test_sample_cli_writes_uint8_arrays_and_pngs(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    from ladder_tf import sample
+    from ladder_tf.evaluation import fid as fid_lib, load_model
+
+    assert sample.main([tiny_run["run"], "--num", "5", "--out", str(tmp_path / "g.npz")]) == 0
+    with np.load(tmp_path / "g.npz") as f:
+        images = f["images"]
+    assert images.shape == (5, 28, 28, 1) and images.dtype == np.uint8
+    model = load_model(tiny_run["run"])  # the draws evaluate.py makes for seed 0, repeat 0
+    expected = next(fid_lib.generated_batches(model, 5, 500, fid_lib.derive_seed(0, 0, 1))).numpy()
+    np.testing.assert_array_equal(images, np.round(np.clip(expected, 0, 1) * 255).astype(np.uint8))
+    out = tmp_path / "rec"
+    assert sample.main([tiny_run["run"], "--num", "3", "--what", "reconstruction", "--out", str(out),
+                        "--data-dir", tiny_run["data"]]) == 0
+    names = sorted(os.listdir(out))
+    assert names == ["000000.png", "000001.png", "000002.png"]
+    assert np.asarray(Image.open(out / names[0])).shape == (28, 28)
+    with pytest.raises(SystemExit):
+        sample.main([tiny_run["run"], "--num", "0", "--out", str(tmp_path / "x.npz")])
