@@ -143,11 +143,10 @@ class _Builder:
             return self.block_e(x, block, kind == "E_avg")
         branches = BRANCHES[kind]
         heads = {}  # branch index -> the output of its first conv (fused 1x1 convs)
-        if self.fuse:
-            direct = [i for i, (pool, convs) in enumerate(branches) if pool is None and convs
-                      and self.get(f"{block}.{convs[0]}").kernel.shape[:2] == (1, 1)]
-            pre_pool = [i for i, (pool, convs) in enumerate(branches) if pool == "avg"]
-            fused = direct + pre_pool
+        direct = [i for i, (pool, convs) in enumerate(branches) if pool is None and convs
+                  and self.params[f"{block}.{convs[0]}"].kernel.shape[:2] == (1, 1)]
+        fused = direct + [i for i, (pool, _) in enumerate(branches) if pool == "avg"]
+        if self.fuse and len(fused) > 1:  # (block B has a single 1x1 head: nothing to fuse)
             outs = self.split(x, [f"{block}.{branches[i][1][0]}" for i in fused], f"{block}.fused_1x1")
             for i, y in zip(fused, outs):
                 heads[i] = tf.nn.relu(y) if i in direct else tf.nn.relu(self.pool(y, "avg", f"{block}.pool"))
