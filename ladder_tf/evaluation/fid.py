@@ -233,13 +233,13 @@ def model_stats(model, extractor, x_test: np.ndarray, num_samples: int, repeats:
     bs, name = extractor.batch_size, getattr(model, "name", "model")
     for r in range(repeats):
         gen_seed = derive_seed(seed, r, 1)
-        out["generation"].append(cache.get(f"generation|{key}|{num_samples}|{gen_seed}", lambda: accumulate_stats(
+        out["generation"].append(cache.get(f"generation|{key}|{num_samples}|{gen_seed}|{bs}", lambda: accumulate_stats(
             extractor, generated_batches(model, num_samples, bs, gen_seed), num_samples,
             f"{name} generation {r + 1}/{repeats}", progress)))
         idx = subset_indices(len(x_test), num_samples, seed, r)
         z_seed = derive_seed(seed, r, 2) if sampled_reconstruction else None
         out["reconstruction"].append(cache.get(
-            f"reconstruction|{key}|{num_samples}|{seed}|{r}|{z_seed}", lambda: accumulate_stats(
+            f"reconstruction|{key}|{num_samples}|{seed}|{r}|{z_seed}|{bs}", lambda: accumulate_stats(
                 extractor, reconstructed_batches(model, x_test[idx], bs, z_seed), len(idx),
                 f"{name} reconstruction {r + 1}/{repeats}", progress)))
     return out
