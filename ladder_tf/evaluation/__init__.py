@@ -22,8 +22,8 @@ class EvalModel(Protocol):
     """What evaluation needs of a model.
 
     ``name``: column name (the prior's name); ``config.exp_name``: its data set;
-    ``reconstruct(x)``: images (B, H, W, C) in [0, 1] -> decoded posterior means, same
-    shape; ``generate(n, seed)``: n images decoded from z ~ p(z). For log p(x) it also
+    ``reconstruct(x, seed=None)``: images (B, H, W, C) in [0, 1] -> decoded posterior
+    means, or (``seed``: a stateless seed pair) decoded samples z ~ q(z|x), same shape; ``generate(n, seed)``: n images decoded from z ~ p(z). For log p(x) it also
     needs ``vae`` (encode, decode, sigma) and ``prior`` (log_prob or log_prob_estimate);
     adapters without them are reported as unsupported for that metric.
     """
@@ -31,7 +31,7 @@ class EvalModel(Protocol):
     name: str
     config: Any
 
-    def reconstruct(self, x): ...
+    def reconstruct(self, x, seed=None): ...
 
     def generate(self, n: int, seed: int): ...
 

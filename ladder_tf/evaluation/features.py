@@ -67,9 +67,10 @@ def keras_cache_dirs() -> list[str]:
 
 def how_to_provide_weights() -> str:
     return (f"On a machine with internet, download {WEIGHTS_URL}{NOTOP_FILE} and pass "
-            "--inception-weights PATH (or copy it into ~/.keras/models/); or use --features "
-            "classifier for an offline classifier-FID (its numbers are not comparable with the "
-            "paper's Inception FID)")
+            "--inception-weights PATH (or copy it into ~/.keras/models/); or use the standard FID "
+            "network (`python -m ladder_tf.evaluation.fid_weights`, then --features fid-inception); "
+            "or use --features classifier for an offline classifier-FID (its numbers are not "
+            "comparable with the paper's Inception FID)")
 
 
 def missing_weights_message(looked_in: list[str]) -> str:
@@ -146,7 +147,8 @@ class InceptionFeatures:
         self.weights_md5 = _md5(weights_path) if weights_path else "injected"
         self.weights_path = weights_path
         self.name = f"inception-{protocol}"
-        self.label = f"Inception FID ({protocol} protocol: input {self.sizes[-1]}x{self.sizes[-1]})"
+        self.label = (f"Inception FID with Keras's ImageNet InceptionV3 ({protocol} protocol: input "
+                      f"{self.sizes[-1]}x{self.sizes[-1]}; not the network of published FIDs)")
         self.fingerprint = f"{self.name}-{self.weights_md5}"
         self._features = tf.function(self._features_impl, reduce_retracing=True)
 

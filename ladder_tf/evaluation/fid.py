@@ -68,6 +68,40 @@ class GaussianStats:
         with np.load(path) as f:
             return cls(f["mean"], f["cov"], int(f["n"]))
 
+    def save_pytorch_fid(self, path: str) -> None:
+        """Write ``mu`` (d,) and ``sigma`` (d, d) as pytorch-fid's ``--save-stats`` does (its
+        ``.npz`` layout, also read by clean-fid and torch-fidelity users), atomically."""
+        from ladder_tf.io_utils import atomic_path
+
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, mu=self.mean, sigma=self.cov)
+
+
+class StatsCache:
+    """Feature statistics on disk (``directory/<sha1 of the key>.npz``), so that an
+    interrupted evaluation reruns without recomputing what it already finished.
+
+    ``directory`` None: no caching. Keys are strings naming everything the statistics
+    depend on (network fingerprint, protocol, data, model checkpoint, seed, repeat, N).
+    """
+
+    def __init__(self, directory: str | None):
+        self.directory = directory
+
+    def get(self, key: str, compute) -> GaussianStats:
+        """The cached statistics of ``key``, or ``compute()``'s, then cached."""
+        import hashlib
+        import os
+
+        if self.directory is None:
+            return compute()
+        path = os.path.join(self.directory, hashlib.sha1(key.encode()).hexdigest()[:20] + ".npz")
+        if os.path.exists(path):
+            return GaussianStats.load(path)
+        stats = compute()
+        stats.save(path)
+        return stats
+
 
 def fid(a: GaussianStats, b: GaussianStats) -> float:
     """Fréchet distance between two fitted Gaussians."""
@@ -114,9 +148,11 @@ class StreamingStats:
 
 
 # -- the Table 1 protocol ---------------------------------------------------------------
-# Reference: the training split. Each repeat r compares it with N generated images, the
-# reconstructions of N test images and those N real test images, the test images being a
-# fresh random subset per repeat (the same subset for every model, so columns are paired).
+# Reference: the training split (or a fixed random subset of it). Each repeat r compares it
+# with N generated images (fresh z ~ p(z)), the reconstructions of N test images (by
+# default decoded from a fresh z ~ q(z|x) per repeat; optionally the posterior mean) and
+# those N real test images, the test images being a fresh random subset per repeat when
+# N < the test split (the same subset for every model, so columns are paired).
 
 def derive_seed(*parts: int) -> int:
     """A non-negative int32 seed from integers (stable across runs and platforms)."""
@@ -136,68 +172,88 @@ def summarise(values) -> dict:
     return {"mean": float(np.mean(v)), "std": std, "values": v}
 
 
-def reference_stats(extractor, x_train: np.ndarray, cache_path: str | None = None,
+def reference_indices(n_train: int, size: int | None) -> np.ndarray:
+    """The reference images: all of the training split, or a fixed random subset of ``size``
+    (seed 0, sorted; the same for every run and evaluation seed)."""
+    if size is None or size >= n_train:
+        return np.arange(n_train)
+    return np.sort(np.random.default_rng([0, 2015]).choice(n_train, size, replace=False))
+
+
+def reference_stats(extractor, x_train: np.ndarray, cache: StatsCache | None = None, key: str = "",
                     progress: bool = True) -> GaussianStats:
-    """Feature statistics of the training split, cached at ``cache_path`` (.npz) if given."""
-    import os
-
+    """Feature statistics of ``x_train`` (the training split or its subset), cached under
+    ``key`` (which must name the network, protocol and data)."""
     from ladder_tf.evaluation.features import accumulate_stats, array_batches
 
-    if cache_path and os.path.exists(cache_path):
-        stats = GaussianStats.load(cache_path)
-        if stats.n == len(x_train) and stats.mean.shape == (extractor.dim,):
-            return stats
-    stats = accumulate_stats(extractor, array_batches(x_train, extractor.batch_size), len(x_train),
-                             "reference (train)", progress)
-    if cache_path:
-        stats.save(cache_path)
-    return stats
+    return (cache or StatsCache(None)).get(f"reference|{key}|{len(x_train)}", lambda: accumulate_stats(
+        extractor, array_batches(x_train, extractor.batch_size), len(x_train), "reference (train)", progress))
 
 
-def real_fids(extractor, x_test: np.ndarray, reference: GaussianStats, num_samples: int,
-              repeats: int, seed: int, progress: bool = True) -> list[float]:
-    """FID of the real test subsets against the reference, one value per repeat."""
+def real_stats(extractor, x_test: np.ndarray, num_samples: int, repeats: int, seed: int,
+               cache: StatsCache | None = None, key: str = "", progress: bool = True) -> list[GaussianStats]:
+    """Statistics of the real test subsets, one per repeat (cached under ``key`` + repeat)."""
     from ladder_tf.evaluation.features import accumulate_stats, array_batches
 
-    out = []
+    cache, out = cache or StatsCache(None), []
     for r in range(repeats):
         idx = subset_indices(len(x_test), num_samples, seed, r)
-        stats = accumulate_stats(extractor, array_batches(x_test[idx], extractor.batch_size), len(idx),
-                                 f"real test {r + 1}/{repeats}", progress)
-        out.append(fid(stats, reference))
+        out.append(cache.get(f"real|{key}|{num_samples}|{seed}|{r}", lambda: accumulate_stats(
+            extractor, array_batches(x_test[idx], extractor.batch_size), len(idx),
+            f"real test {r + 1}/{repeats}", progress)))
     return out
 
 
-def _generated(model, n: int, batch: int, seed: int):
+def generated_batches(model, n: int, batch: int, seed: int):
+    """n images decoded from z ~ p(z), batch by batch (batch b drawn with derive_seed(seed, b))."""
     for b, start in enumerate(range(0, n, batch)):
         yield model.generate(min(batch, n - start), derive_seed(seed, b))
 
 
-def _reconstructed(model, images: np.ndarray, batch: int):
-    for start in range(0, len(images), batch):
-        yield model.reconstruct(images[start:start + batch].astype(np.float32) / 255.0)
+def reconstructed_batches(model, images: np.ndarray, batch: int, seed: int | None):
+    """Reconstructions batch by batch: posterior means (``seed`` None) or decoded z ~ q(z|x)."""
+    for b, start in enumerate(range(0, len(images), batch)):
+        x = images[start:start + batch].astype(np.float32) / 255.0
+        yield model.reconstruct(x) if seed is None else model.reconstruct(x, (seed, b))
 
 
-def model_fids(model, extractor, x_test: np.ndarray, reference: GaussianStats, num_samples: int,
-               repeats: int, seed: int, progress: bool = True) -> dict[str, list[float]]:
-    """{"generation": [...], "reconstruction": [...]}: one FID per repeat.
+def model_stats(model, extractor, x_test: np.ndarray, num_samples: int, repeats: int, seed: int,
+                sampled_reconstruction: bool = True, cache: StatsCache | None = None, key: str = "",
+                progress: bool = True) -> dict[str, list[GaussianStats]]:
+    """{"generation": [...], "reconstruction": [...]}: feature statistics, one per repeat.
 
-    ``model``: anything with ``generate(n, seed)`` and ``reconstruct(x)`` (images in [0, 1]);
-    images are produced, featurised and dropped one batch at a time.
+    ``model``: anything with ``generate(n, seed)`` and ``reconstruct(x, seed=None)``
+    (images in [0, 1]); images are produced, featurised and dropped one batch at a time.
+    Each repeat draws its own z ~ p(z) and (``sampled_reconstruction``) its own
+    z ~ q(z|x). ``key`` names the model (checkpoint) and the network for the cache.
     """
     from ladder_tf.evaluation.features import accumulate_stats
 
-    gen, rec = [], []
+    cache, out = cache or StatsCache(None), {"generation": [], "reconstruction": []}
     bs, name = extractor.batch_size, getattr(model, "name", "model")
     for r in range(repeats):
-        stats = accumulate_stats(extractor, _generated(model, num_samples, bs, derive_seed(seed, r, 1)),
-                                 num_samples, f"{name} generation {r + 1}/{repeats}", progress)
-        gen.append(fid(stats, reference))
+        gen_seed = derive_seed(seed, r, 1)
+        out["generation"].append(cache.get(f"generation|{key}|{num_samples}|{gen_seed}|{bs}", lambda: accumulate_stats(
+            extractor, generated_batches(model, num_samples, bs, gen_seed), num_samples,
+            f"{name} generation {r + 1}/{repeats}", progress)))
         idx = subset_indices(len(x_test), num_samples, seed, r)
-        stats = accumulate_stats(extractor, _reconstructed(model, x_test[idx], bs), len(idx),
-                                 f"{name} reconstruction {r + 1}/{repeats}", progress)
-        rec.append(fid(stats, reference))
-    return {"generation": gen, "reconstruction": rec}
+        z_seed = derive_seed(seed, r, 2) if sampled_reconstruction else None
+        out["reconstruction"].append(cache.get(
+            f"reconstruction|{key}|{num_samples}|{seed}|{r}|{z_seed}|{bs}", lambda: accumulate_stats(
+                extractor, reconstructed_batches(model, x_test[idx], bs, z_seed), len(idx),
+                f"{name} reconstruction {r + 1}/{repeats}", progress)))
+    return out
+
+
+def sampling_notes(n_test: int, num_samples: int, repeats: int, sampled_reconstruction: bool) -> dict:
+    """How each row's images were drawn, per repeat (for the report)."""
+    n = min(n_test, num_samples)
+    subset = (f"a fresh random subset of {n} of the {n_test} test images per repeat" if n < n_test else
+              f"all {n_test} test images in every repeat")
+    return {"generation": f"{num_samples} images decoded from z ~ p(z), fresh draws per repeat",
+            "reconstruction": (f"{subset}, decoded from " + ("one z ~ q(z|x) per image, fresh draws per repeat"
+                               if sampled_reconstruction else "the posterior mean (deterministic given the images)")),
+            "real": subset + ("" if n < n_test or repeats == 1 else " (so this row's spread is 0 by construction)")}
 
 
 def fid_rows(generation: list[float], reconstruction: list[float], real: list[float]) -> dict:

@@ -49,10 +49,16 @@ def fid_markdown(result: dict[str, Any]) -> str:
         return ""
     fid = result["fid"]
     spread = ("mean ± sample std over " + f"{fid['repeats']} repeats") if fid["repeats"] > 1 else "1 repeat"
-    title = (f"### FID: {fid['label']}\n\nReference: the training split ({fid['reference_n']} images). "
+    ref_of = fid.get("reference_of", fid["reference_n"])
+    reference = (f"the training split ({ref_of} images)" if fid["reference_n"] == ref_of else
+                 f"a fixed random subset of {fid['reference_n']} of the {ref_of} training images")
+    title = (f"### FID: {fid['label']}\n\nReference: {reference}. "
              f"Each repeat: {fid['num_samples']} generated images, the reconstructions of "
              f"{fid['num_test']} test images, and those real test images; {spread}. "
              "Difference = Generation - Reconstruction (paired per repeat). Lower is better.")
+    if fid.get("sampling"):
+        title += "\n\n" + "\n".join(f"- {label}: {fid['sampling'][key]}" for key, label in FID_ROWS
+                                    if key in fid["sampling"])
     rows = [[label] + [format_value(c["fid"][key]) for c in cols] for key, label in FID_ROWS]
     return title + "\n\n" + _table(["FID"] + [c["column"] for c in cols], rows)
 
