@@ -17,15 +17,14 @@ import argparse
 import os
 import sys
 
-from ladder_tf.cli import fail, quiet_tensorflow
+from ladder_tf.cli import error_text, fail, new_parser, quiet_tensorflow
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser(__doc__)
     p.add_argument("run", metavar="RUN_DIR", help="run directory or SavedModel export")
-    p.add_argument("--num", type=int, required=True, help="number of images")
-    p.add_argument("--out", required=True, help="a .npz file, or a folder for PNG files")
+    p.add_argument("--num", type=int, required=True, metavar="N", help="number of images")
+    p.add_argument("--out", required=True, metavar="PATH", help="a .npz file, or a folder for PNG files")
     p.add_argument("--what", choices=("generation", "reconstruction"), default="generation")
     p.add_argument("--reconstruction", choices=("sampled", "mean"), default="sampled",
                    help="reconstructions from one z ~ q(z|x) or from the posterior mean")
@@ -71,12 +70,12 @@ def write_images(images, out: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_tensorflow()
     args = parser().parse_args(argv)
     if args.num < 1 or args.batch < 1:
         fail("--num and --batch must be at least 1")
     if os.path.isfile(args.out) and not args.out.lower().endswith(".npz"):
         fail(f"--out {args.out}: an existing file; give a folder (PNG files) or a .npz path")
+    quiet_tensorflow(args.verbose)
     import numpy as np
 
     from ladder_tf.evaluation import ModelLoadError, load_model
@@ -88,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     except (RunNotFoundError, ModelLoadError) as err:
         fail(str(err))
     images = np.concatenate([quantise_uint8(b).numpy() for b in image_batches(model, args)])
-    print(f"wrote {write_images(images, args.out)}: {args.what} of {args.run}", file=sys.stderr)
+    try:
+        written = write_images(images, args.out)
+    except OSError as err:  # an unwritable --out
+        fail(error_text(err))
+    print(f"wrote {written}: {args.what} of {args.run}", file=sys.stderr)
     return 0
 
 
