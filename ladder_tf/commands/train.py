@@ -20,6 +20,18 @@ CELEBA_HELP = """Train a VAE with any prior on CelebA 128x128, on one device or 
 """
 
 
+def load_or_fail(dataset: str, data_dir: str | None, **kwargs):
+    """``ladder_tf.data.load_dataset``, with one error line (exit 2) for every data mistake."""
+    from ladder_tf.data import DataNotFoundError, load_dataset
+
+    try:
+        return load_dataset(dataset, data_dir, **kwargs)
+    except (DataNotFoundError, ValueError) as err:
+        fail(str(err))
+    except OSError as err:  # an unreadable data folder, an unwritable cache
+        fail(error_text(err))
+
+
 def main_mnist(argv: list[str] | None = None) -> int:
     """`ladder train`: returns the exit status (2 for a usage or data mistake)."""
     args = training_parser(MNIST_HELP, ["mnist_digit", "mnist_fashion"]).parse_args(argv)
@@ -31,15 +43,8 @@ def main_mnist(argv: list[str] | None = None) -> int:
         fail(f"ladder train trains mnist_digit or mnist_fashion, but the config's exp_name is "
              f"'{cfg.exp_name}' (use ladder train-celeba for celeba)")
     quiet_tensorflow(args.verbose)
-    from ladder_tf.data import DataNotFoundError, load_dataset
-
-    try:
-        data = load_dataset(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
-                            train_size=cfg.train_size)
-    except (DataNotFoundError, ValueError) as err:
-        fail(str(err))
-    except OSError as err:  # an unreadable data folder, an unwritable cache
-        fail(error_text(err))
+    data = load_or_fail(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
+                        train_size=cfg.train_size)
     run_dir = args.out_dir or default_run_dir(cfg)
     print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} images from "
           f"{data.source}) into {run_dir}")
@@ -62,15 +67,8 @@ def main_celeba(argv: list[str] | None = None) -> int:
         strategy = distributed.make_strategy(args.strategy)
     except ValueError as err:
         fail(str(err))
-    from ladder_tf.data import DataNotFoundError, load_dataset
-
-    try:
-        data = load_dataset("celeba", args.data_dir, train_size=cfg.train_size, cfg=cfg,
-                            cache_dir=args.cache_dir)
-    except (DataNotFoundError, ValueError) as err:
-        fail(str(err))
-    except OSError as err:  # an unreadable data folder, an unwritable cache
-        fail(error_text(err))
+    data = load_or_fail("celeba", args.data_dir, train_size=cfg.train_size, cfg=cfg,
+                        cache_dir=args.cache_dir)
     run_dir = args.out_dir or default_run_dir(cfg)
     if distributed.is_chief(strategy):
         print(f"training {cfg.prior} prior on celeba ({len(data.x_train)} train / {len(data.x_test)} "
