@@ -16,6 +16,7 @@ accurate fit every ``accurate_fit`` epochs), that refit is timed once and amorti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -70,7 +71,8 @@ def timed_epoch(trainer: Trainer, epoch: int) -> dict:
     process's CPU seconds (all threads): the work done, which a stall of the (virtual)
     machine does not inflate."""
     t0, c0 = time.perf_counter(), time.process_time()
-    trainer._run_epoch(epoch)
+    with contextlib.redirect_stdout(sys.stderr):  # the epoch's console line: stdout is the JSON
+        trainer._run_epoch(epoch)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     row = read_jsonl(trainer.metrics_path)[-1]
     return {"seconds": wall, "cpu_seconds": cpu, "training": row["seconds_training"], "refit": row["refit_seconds"],
