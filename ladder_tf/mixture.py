@@ -126,7 +126,7 @@ class _Mixture(tf.Module):
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, x, *, max_iter: int | None = None, warm_start: bool | None = None,
-            n_init: int | None = None) -> FitResult:
+            n_init: int | None = None, tol: float | None = None) -> FitResult:
         """Fits the mixture to ``x`` (N, dim) and stores the result in the variables.
 
         Runs ``n_init`` seeded restarts (seeds (seed, 0), (seed, 1), ...: repeatable)
@@ -141,13 +141,14 @@ class _Mixture(tf.Module):
         x_t = tf.constant(arr, dtype=self.fit_dtype)
         warm_start = self.warm_start if warm_start is None else warm_start
         max_iter = self.max_iter if max_iter is None else int(max_iter)
+        tol = self.tol if tol is None else float(tol)
         warm = warm_start and bool(self.fitted.numpy())
         fit_fn, hyper = self._fit_function(), self._hyper()
         best = None
         for i in range(1 if warm else (n_init or self.n_init)):
             try:
                 out = fit_fn(x_t, tf.constant([self.seed, i], tf.int32), tf.constant(warm),
-                             tf.constant(max_iter, tf.int32), tf.constant(self.tol, self.fit_dtype),
+                             tf.constant(max_iter, tf.int32), tf.constant(tol, self.fit_dtype),
                              tuple(v.read_value() for v in self._state), hyper)
             except tf.errors.InvalidArgumentError as err:  # a failed Cholesky factorisation
                 raise FloatingPointError("The mixture fit lost positive definiteness; increase "

@@ -291,8 +291,7 @@ class LadderPrior(PriorVAEPrior):
 
     def _refit(self, mixture, prefix: str, sample_z: SampleZ, n: int, seed: int) -> dict[str, float]:
         t = self.sample_t_given_z(sample_z(n, seed), seed)
-        mixture.tol = SKLEARN_TOL / int(t.shape[0])  # scikit-learn's test on the unnormalised bound
-        result = mixture.fit(t)
+        result = mixture.fit(t, tol=SKLEARN_TOL / int(t.shape[0]))  # sklearn's test: unnormalised bound
         active = int(np.sum(mixture.weights.numpy() >= ACTIVE_THRESHOLD))
         return {f"{prefix}_samples": float(t.shape[0]),
                 f"{prefix}_iterations": float(result.n_iter),
