@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 from ladder_tf import config as config_lib  # noqa: E402
 from ladder_tf.data import load_dataset, train_batches  # noqa: E402
 from ladder_tf.data.celeba import write_synthetic_folder  # noqa: E402
-from ladder_tf.training import Trainer  # noqa: E402
+from ladder_tf.workflows.training import Trainer  # noqa: E402
 
 
 def pipeline_rate(images, batch_size: int, epoch: int) -> dict:

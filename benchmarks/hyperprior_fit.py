@@ -1,4 +1,4 @@
-"""Benchmark: LaDDer's hyper-prior fit, ``ladder_tf.mixture`` against scikit-learn.
+"""Benchmark: LaDDer's hyper-prior fit, ``ladder_tf.model.mixture`` against scikit-learn.
 
 The accurate fit of the original (supplementary section B, docs/original.md, section 6):
 K = 50 components, Dirichlet-process weight prior with concentration 0.1, tol 1e-3,
@@ -82,7 +82,7 @@ def run_sklearn(x, x_test, k, tol, max_iter, seed):
 
 
 def run_ours(x, x_test, k, tol, max_iter, seed):
-    from ladder_tf.mixture import BayesianGaussianMixture
+    from ladder_tf.model.mixture import BayesianGaussianMixture
     model = BayesianGaussianMixture(k, x.shape[1], weight_concentration_prior=0.1, tol=tol,
                                     max_iter=max_iter, seed=seed)
     model.fit(x[:1000])  # trace once (the training loop refits without retracing)

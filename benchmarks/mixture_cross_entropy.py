@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from hyperprior_fit import make_data  # noqa: E402  (this folder is on sys.path)
-from ladder_tf import elbo  # noqa: E402
-from ladder_tf.mixture import BayesianGaussianMixture  # noqa: E402
+from ladder_tf.model import elbo  # noqa: E402
+from ladder_tf.model.mixture import BayesianGaussianMixture  # noqa: E402
 
 
 def fitted_mixture(k: int, d: int, seed: int) -> BayesianGaussianMixture:

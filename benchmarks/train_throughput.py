@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 from ladder_tf import config as config_lib  # noqa: E402
 from ladder_tf.data import load_dataset, to_float  # noqa: E402
 from ladder_tf.io_utils import read_jsonl  # noqa: E402
-from ladder_tf.training import Trainer  # noqa: E402
+from ladder_tf.workflows.training import Trainer  # noqa: E402
 
 
 def make_trainer(variant: str, args: argparse.Namespace, data, run_dir: str) -> Trainer:

@@ -24,12 +24,26 @@ PRIOR_ALIASES = {
 }
 PRIOR_NAMES = ("normal", "gmm", "vampprior", "hierarchical", "ladder")
 DATASETS = ("mnist_digit", "mnist_fashion", "celeba")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The shipped configs: package data after a (non-editable) install, configs/ in a checkout.
+CONFIG_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"),
+                               os.path.join(os.path.dirname(_PACKAGE_DIR), "configs"))
+                   if os.path.isdir(d)), os.path.join(_PACKAGE_DIR, "configs"))
 LEGACY_KEYS = ("load_model", "load_dir", "max_to_keep", "data_path", "loss_function",
                "num_iter_to_plot", "kernel_size")
 
 
 class ConfigError(ValueError):
     """A user mistake in a config file or override; the CLI prints it and exits 2."""
+
+
+def config_path(name: str) -> str:
+    """``name`` itself when it is a file, else the shipped config of that name
+    (``mnist_digit_2d`` or ``mnist_digit_2d.json``: CONFIG_DIR/mnist_digit_2d.json)."""
+    if os.path.isfile(name) or os.sep in name:
+        return name
+    shipped = os.path.join(CONFIG_DIR, name if name.endswith(".json") else f"{name}.json")
+    return shipped if os.path.isfile(shipped) else name
 
 
 def _choice(*allowed: Any):
@@ -113,7 +127,7 @@ class Config:
     test_batch_size: int = field(default=64, metadata=_range(10))
     steps_per_epoch: int = field(default=0, metadata=_range(0))
     train_size: int = field(default=0, metadata=_range(0))
-    # CelebA (ladder_tf.data.celeba, ladder_tf.networks.celeba) and multi-device training
+    # CelebA (ladder_tf.data.celeba, ladder_tf.model.networks.celeba) and multi-device training
     test_size: int = field(default=20000, metadata=_range(1))
     celeba_crop: str = field(default="none", metadata=_choice("none", "center_square"))
     celeba_network: str = field(default="paper", metadata=_choice("paper", "original"))

@@ -9,7 +9,7 @@ with ``strategy.run``; this module holds what that needs:
   directory that is deleted, since saving may involve collective reads);
 - ``replica_seed``: each replica folds its id into the step seed, so replicas draw
   independent noise (z samples, Monte-Carlo draws);
-- ``apply_if_replicated``: the non-finite guard of ``ladder_tf.optim.apply_if`` for replica
+- ``apply_if_replicated``: the non-finite guard of ``ladder_tf.model.optim.apply_if`` for replica
   context. Gradients are summed over replicas, every replica agrees on the condition, and
   the conditional update happens in cross-replica context (a ``tf.cond`` around the
   optimiser's synchronisation point in replica context is not supported by tf.distribute);

@@ -8,11 +8,11 @@ import tensorflow_probability as tfp
 from scipy import special, stats
 
 from ladder_tf import config as config_lib
-from ladder_tf import elbo
-from ladder_tf.mixture import GaussianMixtureEM
-from ladder_tf.priors.gmm import GMMPrior
-from ladder_tf.priors.vamp import VampPrior
-from ladder_tf.training import build_model, make_checkpoint
+from ladder_tf.model import elbo
+from ladder_tf.model.mixture import GaussianMixtureEM
+from ladder_tf.model.priors.gmm import GMMPrior
+from ladder_tf.model.priors.vamp import VampPrior
+from ladder_tf.workflows.training import build_model, make_checkpoint
 
 tfd = tfp.distributions
 D_Z, K, S = 4, 3, 8

@@ -8,10 +8,11 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from ladder_tf import elbo, training
-from ladder_tf.block_updates import block_seeds, failed_block
+from ladder_tf.model import elbo
+from ladder_tf.workflows import training
+from ladder_tf.workflows.block_updates import block_seeds, failed_block
 from ladder_tf.config import ConfigError, from_dict
-from ladder_tf.optim import build_optimizer
+from ladder_tf.model.optim import build_optimizer
 from synthetic import synthetic_data
 
 TINY = {"prior": "ladder", "code_size": 4, "representation_size": 2, "n_layers_inner_VAE": 2,
@@ -115,7 +116,7 @@ def test_prior_block_sees_the_updated_encoder_only_when_sequential(tmp_path, mod
 
 
 def test_partial_inner_sigma_objective_has_the_full_gradient():
-    from ladder_tf.priors import build_prior
+    from ladder_tf.model.priors import build_prior
 
     prior = build_prior(from_dict(TINY), None)
     rng = np.random.default_rng(0)

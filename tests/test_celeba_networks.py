@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ladder_tf import training
+from ladder_tf.workflows import training
 from ladder_tf.config import ConfigError, from_dict
 from ladder_tf.data import ImageData
-from ladder_tf.networks import build_networks
-from ladder_tf.networks.style import InstanceNorm, StyleModule
+from ladder_tf.model.networks import build_networks
+from ladder_tf.model.networks.style import InstanceNorm, StyleModule
 
 CELEBA = {"exp_name": "celeba", "dim_input_x": 128, "dim_input_y": 128, "dim_input_channel": 3,
           "activation": "leaky_relu", "output_activation": "linear"}

@@ -6,10 +6,11 @@ import sys
 
 import pytest
 
-from ladder_tf import cli, commands
+from ladder_tf.commands import common as cli
+from ladder_tf import commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HAVE_SAMPLE = importlib.util.find_spec("ladder_tf.sample") is not None
+HAVE_SAMPLE = importlib.util.find_spec("ladder_tf.workflows.sample") is not None
 FAMILY = ("train", "train-celeba", "evaluate", "reproduce", "export", "interpolate", "sample")
 
 
@@ -79,7 +80,7 @@ def test_thin_entry_points_run_the_same_code():
     import train_celeba
     import train_mnist
 
-    from ladder_tf import reproduce as reproduce_lib
+    from ladder_tf.workflows import reproduce as reproduce_lib
     from ladder_tf.commands import evaluate as evaluate_cmd
     from ladder_tf.commands import train
 
@@ -101,7 +102,7 @@ def test_verbose_shows_tensorflow_startup_lines():
     installed `ladder train`, whose stderr must have none of these lines)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = ROOT
-    code = ("from ladder_tf.cli import quiet_tensorflow; quiet_tensorflow(verbose=True); "
+    code = ("from ladder_tf.commands.common import quiet_tensorflow; quiet_tensorflow(verbose=True); "
             "import tensorflow as tf; print(float(tf.reduce_sum(tf.ones(3))))")
     loud = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)

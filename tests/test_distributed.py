@@ -28,7 +28,8 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import tf_keras as keras
-    from ladder_tf import distributed, training
+    from ladder_tf import distributed
+    from ladder_tf.workflows import training
     from ladder_tf.config import from_dict
     from ladder_tf.data import ImageData
 

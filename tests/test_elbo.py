@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from ladder_tf import elbo
+from ladder_tf.model import elbo
 
 tfd = tfp.distributions
 rng = np.random.default_rng(0)

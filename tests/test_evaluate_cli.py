@@ -38,7 +38,7 @@ def tiny_run(tmp_path_factory):
                     "(apt package dataset-fashion-mnist)")
     from ladder_tf.config import from_dict
     from ladder_tf.data import ImageData, load_dataset
-    from ladder_tf.training import Trainer
+    from ladder_tf.workflows.training import Trainer
 
     root = tmp_path_factory.mktemp("evalcli")
     full = load_dataset("mnist_fashion", allow_download=False)
@@ -99,7 +99,7 @@ def test_classifier_fid_and_nll_tables(tiny_run, capsys):
 def test_saved_model_export_as_input(tiny_run, capsys):
     """An exported SavedModel evaluates like its run (same draws); log p(x) is unsupported."""
     import evaluate
-    from ladder_tf.export import export_checkpoint
+    from ladder_tf.workflows.export import export_checkpoint
 
     exported = export_checkpoint(tiny_run["run"], str(tiny_run["root"] / "export" / "saved_model"))
     out = str(tiny_run["root"] / "out" / "sm")
@@ -197,7 +197,7 @@ def test_standard_fid_table_and_saved_statistics(tiny_run, capsys):
 def test_sample_cli_writes_uint8_arrays_and_pngs(tiny_run, tmp_path, capsys):
     from PIL import Image
 
-    from ladder_tf import sample
+    from ladder_tf.workflows import sample
     from ladder_tf.evaluation import fid as fid_lib, load_model
 
     assert sample.main([tiny_run["run"], "--num", "5", "--out", str(tmp_path / "g.npz")]) == 0

@@ -12,12 +12,12 @@ import scipy.stats
 import tensorflow as tf
 
 from ladder_tf import config as config_lib
-from ladder_tf import export
+from ladder_tf.workflows import export
 from ladder_tf.config import from_dict
-from ladder_tf.interpolation import path_space_from_model, path_space_from_saved_model
-from ladder_tf.runs import Run, load_run
-from ladder_tf.saved_model import SavedModelRun, is_saved_model, load_saved_model
-from ladder_tf.training import build_model, make_checkpoint
+from ladder_tf.model.interpolation import path_space_from_model, path_space_from_saved_model
+from ladder_tf.workflows.runs import Run, load_run
+from ladder_tf.workflows.saved_model import SavedModelRun, is_saved_model, load_saved_model
+from ladder_tf.workflows.training import build_model, make_checkpoint
 
 PRIORS = ("normal", "gmm", "vampprior", "hierarchical", "ladder")
 TINY = {"exp_name": "mnist_digit", "num_hidden_units": 64, "batch_size": 8, "n_mixtures": 3,

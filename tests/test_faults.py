@@ -12,10 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from ladder_tf import checkpoints, export, locks, training
+from ladder_tf.workflows import checkpoints, export, training
+from ladder_tf import locks
 from ladder_tf.config import ConfigError, from_dict
 from ladder_tf.io_utils import read_jsonl
-from ladder_tf.runs import RunNotFoundError, load_run
+from ladder_tf.workflows.runs import RunNotFoundError, load_run
 from synthetic import synthetic_data
 
 TINY = {"prior": "normal", "code_size": 4, "num_hidden_units": 64, "batch_size": 16,
@@ -227,7 +228,7 @@ def test_stale_lock_is_taken_over_and_foreign_host_is_refused(run, tmp_path):
 
 def test_evaluation_outputs_and_reproduce_workers_respect_locks(finished, tmp_path, capsys):
     import evaluate
-    from ladder_tf import reproduce
+    from ladder_tf.workflows import reproduce
 
     held = {"pid": os.getppid(), "host": socket.gethostname(), "purpose": "evaluation",
             "started": "x"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ladder_tf import locks
-from ladder_tf.cli import quiet_tensorflow
+from ladder_tf.commands.common import quiet_tensorflow
 from ladder_tf.config import ConfigError, apply_overrides, from_dict, load
 from ladder_tf.data import load_dataset
 from ladder_tf.data.mnist import DataFormatError, DataNotFoundError
@@ -128,7 +128,7 @@ def test_non_finite_config_values_are_rejected(tmp_path):
     (["--out", "FILE"], "is an existing file"),
 ])
 def test_interpolation_flags_are_checked_before_computing(tmp_path, capsys, extra, message):
-    from ladder_tf import interpolate
+    from ladder_tf.workflows import interpolate
 
     (tmp_path / "FILE").write_text("x")
     argv = ["no-such-model", "--start", "1", "--end", "2", "--out", str(tmp_path / "out")]
@@ -162,7 +162,7 @@ def test_tensorflow_cpp_lines_are_hidden_unless_verbose(monkeypatch):
     quiet_tensorflow(verbose=True)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
-    script = ("import sys; from ladder_tf.cli import quiet_tensorflow; quiet_tensorflow()\n"
+    script = ("import sys; from ladder_tf.commands.common import quiet_tensorflow; quiet_tensorflow()\n"
               "import numpy as np, tensorflow as tf\n"
               "noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)\n"
               "jpeg = tf.io.encode_jpeg(noise).numpy()  # cut in half: libjpeg logs an error\n"
@@ -179,7 +179,7 @@ def test_tensorflow_cpp_lines_are_hidden_unless_verbose(monkeypatch):
 
 
 def test_start_up_filter_keeps_every_other_line(capfd):
-    from ladder_tf.cli import hidden_startup_lines
+    from ladder_tf.commands.common import hidden_startup_lines
 
     with hidden_startup_lines():
         os.write(2, b"I0000 00:00:1795722950.723008    5140 port.cc:153] oneDNN custom operations\n"

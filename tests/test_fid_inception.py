@@ -168,7 +168,7 @@ def test_stats_cache_skips_finished_sets_and_pytorch_fid_layout(tmp_path):
 
 def test_vae_reconstruction_from_a_sampled_z():
     from ladder_tf.config import from_dict
-    from ladder_tf.model import VAE
+    from ladder_tf.model.vae import VAE
 
     vae = VAE(from_dict({"prior": "normal", "code_size": 4, "num_hidden_units": 64}))
     x = tf.constant(np.random.default_rng(2).uniform(size=(3, 28, 28, 1)), tf.float32)

@@ -1,4 +1,4 @@
-"""Tests of ladder_tf.mixture: the CAVI Dirichlet-process mixture and the EM mixture.
+"""Tests of ladder_tf.model.mixture: the CAVI Dirichlet-process mixture and the EM mixture.
 
 References are independent: scikit-learn (test-only), scipy and tfp distributions.
 Models of one (K, d, dtype, prior) share one compiled fit, so the tests reuse a few
@@ -15,8 +15,8 @@ import tensorflow_probability as tfp
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from ladder_tf import elbo, mixture_cavi
-from ladder_tf.mixture import BayesianGaussianMixture, FitResult, GaussianMixtureEM
+from ladder_tf.model import elbo, mixture_cavi
+from ladder_tf.model.mixture import BayesianGaussianMixture, FitResult, GaussianMixtureEM
 
 tfd = tfp.distributions
 sklearn_mixture = pytest.importorskip("sklearn.mixture")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from ladder_tf.config import from_dict
-from ladder_tf.networks import build_networks
+from ladder_tf.model.networks import build_networks
 
 
 def param_count(model):

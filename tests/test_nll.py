@@ -11,7 +11,7 @@ import tensorflow_probability as tfp
 
 from ladder_tf.config import from_dict
 from ladder_tf.evaluation import nll
-from ladder_tf.priors.normal import NormalPrior
+from ladder_tf.model.priors.normal import NormalPrior
 
 tfd = tfp.distributions
 
@@ -149,7 +149,7 @@ def test_prior_density_exact_estimated_and_unsupported():
 
 def test_model_log_px_on_a_vae_tightens_with_k():
     """On a (randomly initialised) VAE: mean log p(x) grows with k (Jensen) and is finite."""
-    from ladder_tf.model import VAE
+    from ladder_tf.model.vae import VAE
 
     cfg = from_dict({"prior": "normal", "code_size": 4, "num_hidden_units": 64})
     model = types.SimpleNamespace(name="normal", vae=VAE(cfg), prior=NormalPrior(cfg))

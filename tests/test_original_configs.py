@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from ladder_tf import config as config_lib
-from ladder_tf import training
-from ladder_tf.networks import build_networks
-from ladder_tf.networks.prior_vae import build_prior_decoder, build_prior_encoder
-from ladder_tf.priors.base import fit_sample_count
+from ladder_tf.workflows import training
+from ladder_tf.model.networks import build_networks
+from ladder_tf.model.networks.prior_vae import build_prior_decoder, build_prior_encoder
+from ladder_tf.model.priors.base import fit_sample_count
 from synthetic import synthetic_data
 from test_celeba_networks import conv, count, dense
 from test_config import ORIGINAL_FASHION

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from packaging.requirements import Requirement
 
-from ladder_tf import cli
+from ladder_tf.commands import common as cli
 from ladder_tf.io_utils import read_jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +56,7 @@ def test_pip_install_into_a_fresh_venv_runs_ladder_from_elsewhere(tmp_path):
                              env=clean_env(), timeout=300)
     assert install.returncode == 0, install.stdout + install.stderr
     elsewhere.mkdir()
-    where = subprocess.run([python, "-c", "import ladder_tf, ladder_tf.cli as c; "
+    where = subprocess.run([python, "-c", "import ladder_tf, ladder_tf.commands.common as c; "
                             "print(ladder_tf.__file__); print(c.CONFIG_DIR)"],
                            cwd=elsewhere, capture_output=True, text=True, env=clean_env(), check=True)
     module, config_dir = where.stdout.split()

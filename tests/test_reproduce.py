@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from ladder_tf import reproduce
+from ladder_tf.workflows import reproduce
 from ladder_tf.io_utils import read_jsonl, write_jsonl
 
 TINY = ["--set", "batch_size=64", "--set", "code_size=4", "--set", "num_hidden_units=64",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ladder_tf import run_log, training
+from ladder_tf.workflows import run_log, training
 from ladder_tf.config import from_dict
 from synthetic import synthetic_data
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ladder_tf import training
+from ladder_tf.workflows import training
 from ladder_tf.config import from_dict
 from ladder_tf.data.mnist import DEBIAN_FASHION_DIR
 from ladder_tf.io_utils import read_jsonl
-from ladder_tf.runs import load_run
+from ladder_tf.workflows.runs import load_run
 from synthetic import synthetic_data
 
 HAVE_FASHION = os.path.isdir(DEBIAN_FASHION_DIR)

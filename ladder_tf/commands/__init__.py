@@ -31,12 +31,12 @@ COMMANDS: dict[str, Command] = {
                             "train on CelebA 128x128, on one device or several"),
     "evaluate": Command("ladder_tf.commands.evaluate:main",
                         "FID (the paper's Table 1 layout) and log-likelihood of trained runs"),
-    "reproduce": Command("ladder_tf.reproduce:main",
+    "reproduce": Command("ladder_tf.workflows.reproduce:main",
                          "train every prior x seed on one data set and tabulate the results"),
-    "export": Command("ladder_tf.export:main", "export a trained run as a TensorFlow SavedModel"),
-    "interpolate": Command("ladder_tf.interpolate:main",
+    "export": Command("ladder_tf.workflows.export:main", "export a trained run as a TensorFlow SavedModel"),
+    "interpolate": Command("ladder_tf.workflows.interpolate:main",
                            "shortest path and shortest likely path between two test images"),
-    "sample": Command("ladder_tf.sample:main",
+    "sample": Command("ladder_tf.workflows.sample:main",
                       "write generated or reconstructed images of a trained run"),
 }
 
@@ -57,7 +57,7 @@ def usage() -> str:
 def load(name: str, verbose: bool = False) -> Callable[[list[str]], int]:
     """The ``main`` of command ``name``; unless ``verbose`` its module is imported with
     TensorFlow's start-up lines hidden (some modules import TensorFlow at load time)."""
-    from ladder_tf.cli import fail, hidden_startup_lines
+    from ladder_tf.commands.common import fail, hidden_startup_lines
 
     module_name, func = COMMANDS[name].target.split(":")
     try:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        from ladder_tf.cli import fail
+        from ladder_tf.commands.common import fail
 
         fail(f"unknown command {name!r}; choose from {', '.join(COMMANDS)} (ladder --help)")
     verbose = "--verbose" in rest

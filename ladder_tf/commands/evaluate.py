@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from ladder_tf.cli import error_text, fail, new_parser, quiet_tensorflow
+from ladder_tf.commands.common import error_text, fail, new_parser, quiet_tensorflow
 
 METRICS = ("fid", "nll")
 FEATURES = ("fid-inception", "inception", "classifier")
@@ -110,7 +110,7 @@ def resolve_features(args: argparse.Namespace) -> str | None:
 
 def load_models(paths: list[str]) -> list:
     from ladder_tf.evaluation import ModelLoadError, load_model
-    from ladder_tf.runs import RunNotFoundError
+    from ladder_tf.workflows.runs import RunNotFoundError
 
     models = []
     for path in paths:

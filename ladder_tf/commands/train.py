@@ -1,8 +1,8 @@
 """`ladder train` (MNIST digits, Fashion-MNIST) and `ladder train-celeba`: argument checks,
-data loading and one clear line for every failure; the loop itself is ladder_tf.training."""
+data loading and one clear line for every failure; the loop itself is ladder_tf.workflows.training."""
 from __future__ import annotations
 
-from ladder_tf.cli import (ConfigError, add_distribution_flags, config_from_args, default_run_dir,
+from ladder_tf.commands.common import (ConfigError, add_distribution_flags, config_from_args, default_run_dir,
                            error_text, fail, quiet_tensorflow, train_and_report, training_parser)
 
 MNIST_HELP = """Train a VAE with any prior on MNIST digits or Fashion-MNIST.

@@ -7,7 +7,7 @@ is ``evaluate.py`` at the repository root.
 
 Everything here takes a model through the small ``EvalModel`` protocol below, never a
 run directory directly; ``load_model`` turns a path into one: a training run
-(ladder_tf.runs.Run) or an exported SavedModel (ladder_tf.saved_model.SavedModelRun,
+(ladder_tf.workflows.runs.Run) or an exported SavedModel (ladder_tf.workflows.saved_model.SavedModelRun,
 which has no ``vae``/``prior`` and so supports FID only). Another kind of model needs an
 adapter class with these members and a branch in ``load_model``.
 """
@@ -44,19 +44,19 @@ def load_model(path: str) -> EvalModel:
     """A model from ``path``: a SavedModel export (saved_model.pb) or a training run
     directory (config.json + checkpoints/).
 
-    Raises ladder_tf.runs.RunNotFoundError for a path that is not a run directory and
+    Raises ladder_tf.workflows.runs.RunNotFoundError for a path that is not a run directory and
     ModelLoadError when its checkpoint cannot be restored.
     """
     import tensorflow as tf
 
     from ladder_tf.io_utils import error_line
-    from ladder_tf.runs import RunNotFoundError, load_run
+    from ladder_tf.workflows.runs import RunNotFoundError, load_run
 
     if not os.path.isdir(path):
         raise RunNotFoundError(f"{path}: no such run directory")
     try:
         if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            from ladder_tf.saved_model import load_saved_model
+            from ladder_tf.workflows.saved_model import load_saved_model
 
             return load_saved_model(path)
         return load_run(path)

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help=f"output .npz (default: ${ENV_VAR} or ~/.keras/models/{WEIGHTS_FILE})")
     p.add_argument("--force", action="store_true", help="convert even if the output exists")
     args = p.parse_args(argv)
-    from ladder_tf.cli import quiet_tensorflow
+    from ladder_tf.commands.common import quiet_tensorflow
 
     quiet_tensorflow()
     if args.source and not os.path.isfile(args.source):

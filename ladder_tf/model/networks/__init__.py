@@ -14,11 +14,11 @@ from ladder_tf.config import Config
 def build_networks(cfg: Config) -> tuple[keras.Model, keras.Model]:
     """The data VAE's encoder q(z|x) and decoder mean of p(x|z) for ``cfg.exp_name``."""
     if cfg.exp_name.startswith("mnist") and cfg.mnist_network == "original_fashion":
-        from ladder_tf.networks import mnist_original as module
+        from ladder_tf.model.networks import mnist_original as module
     elif cfg.exp_name.startswith("mnist"):
-        from ladder_tf.networks import mnist as module
+        from ladder_tf.model.networks import mnist as module
     elif cfg.exp_name == "celeba":
-        from ladder_tf.networks import celeba as module
+        from ladder_tf.model.networks import celeba as module
     else:
         raise ValueError(f"no networks for dataset {cfg.exp_name!r} in this version")
     return module.build_encoder(cfg), module.build_decoder(cfg)

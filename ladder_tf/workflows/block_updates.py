@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ladder_tf import distributed, elbo
+from ladder_tf import distributed
+from ladder_tf.model import elbo
 from ladder_tf.config import Config
-from ladder_tf.model import VAE
-from ladder_tf.optim import all_finite, apply_if
-from ladder_tf.priors.base import Prior
+from ladder_tf.model.vae import VAE
+from ladder_tf.model.optim import all_finite, apply_if
+from ladder_tf.model.priors.base import Prior
 
 BLOCK_UPDATES = ("sequential", "fused")
 FLAG_KEYS = {"finite_data": "data VAE", "finite_sigma": "sigma", "finite_prior": "prior"}

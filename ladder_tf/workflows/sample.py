@@ -1,8 +1,8 @@
 """Write a trained model's images for other FID tools (clean-fid, torch-fidelity, pytorch-fid).
 
-    python -m ladder_tf.sample RUN --num 10000 --out samples/            # PNG files
-    python -m ladder_tf.sample RUN --num 10000 --out samples.npz         # one uint8 array
-    python -m ladder_tf.sample RUN --num 10000 --out rec.npz --what reconstruction
+    python -m ladder_tf.workflows.sample RUN --num 10000 --out samples/            # PNG files
+    python -m ladder_tf.workflows.sample RUN --num 10000 --out samples.npz         # one uint8 array
+    python -m ladder_tf.workflows.sample RUN --num 10000 --out rec.npz --what reconstruction
 
 ``generation``: images decoded from z ~ p(z) (the draws ``evaluate.py`` makes for seed
 S, repeat 0). ``reconstruction``: the first N test images (all of them for N >= the test
@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from ladder_tf.cli import error_text, fail, new_parser, quiet_tensorflow
+from ladder_tf.commands.common import error_text, fail, new_parser, quiet_tensorflow
 
 
 def parser() -> argparse.ArgumentParser:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ladder_tf.evaluation import ModelLoadError, load_model
     from ladder_tf.evaluation.fid_inception import quantise_uint8
-    from ladder_tf.runs import RunNotFoundError
+    from ladder_tf.workflows.runs import RunNotFoundError
 
     try:
         model = load_model(args.run)

@@ -31,11 +31,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from ladder_tf import elbo, figures
+from ladder_tf.model import elbo
+from ladder_tf import figures
 from ladder_tf.config import Config
 from ladder_tf.io_utils import atomic_path
-from ladder_tf.networks.prior_vae import build_prior_decoder, build_prior_encoder
-from ladder_tf.priors.base import Prior, SampleZ, fit_sample_count, seed_pair
+from ladder_tf.model.networks.prior_vae import build_prior_decoder, build_prior_encoder
+from ladder_tf.model.priors.base import Prior, SampleZ, fit_sample_count, seed_pair
 
 tfd = tfp.distributions
 
@@ -230,7 +231,7 @@ class LadderPrior(PriorVAEPrior):
 
     def __init__(self, cfg: Config, vae=None, name: str | None = "ladder_prior"):
         super().__init__(cfg, vae, name=name)
-        from ladder_tf.mixture import BayesianGaussianMixture
+        from ladder_tf.model.mixture import BayesianGaussianMixture
 
         # Both start as N(0, I) (Algorithm 1: "xi <- initialise as unit Gaussian").
         common = dict(weight_concentration_prior=cfg.weight_concentration_prior, seed=cfg.seed)

@@ -64,7 +64,7 @@ _TEMP_OWNER = re.compile(r"^(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+$")
 # -- what a prior offers -------------------------------------------------------------------
 def has_t(prior) -> bool:
     """True for the prior-VAE priors (a latent t under z)."""
-    from ladder_tf.priors.prior_vae import PriorVAEPrior
+    from ladder_tf.model.priors.prior_vae import PriorVAEPrior
 
     return isinstance(prior, PriorVAEPrior)
 
@@ -228,7 +228,7 @@ def export_run(vae, prior, cfg: Config, out_dir: str, checkpoint: str | None = N
 
 def export_checkpoint(run_dir: str, out_dir: str | None = None, checkpoint: str | None = None) -> str:
     """Restore ``run_dir``'s latest (or the given) checkpoint and export it."""
-    from ladder_tf.runs import load_run
+    from ladder_tf.workflows.runs import load_run
 
     run = load_run(run_dir, checkpoint)
     return export_run(run.vae, run.prior, run.config, out_dir or os.path.join(run_dir, "saved_model"),
@@ -255,7 +255,7 @@ def serving_version_dir(base: str, version: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ladder export`` arguments."""
-    from ladder_tf.cli import new_parser
+    from ladder_tf.commands.common import new_parser
 
     p = new_parser(EXPORT_HELP)
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (config.json + checkpoints/)")
@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ladder_tf.cli import error_text, fail, quiet_tensorflow
+    from ladder_tf.commands.common import error_text, fail, quiet_tensorflow
 
     args = build_parser().parse_args(argv)
     out = args.out

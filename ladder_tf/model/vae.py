@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ladder_tf import elbo
+from ladder_tf.model import elbo
 from ladder_tf.config import Config
-from ladder_tf.networks import build_networks
+from ladder_tf.model.networks import build_networks
 
 
 class VAE(tf.Module):
-    """Networks and sigma of the data VAE. The prior is separate (see ladder_tf.priors)."""
+    """Networks and sigma of the data VAE. The prior is separate (see ladder_tf.model.priors)."""
 
     def __init__(self, cfg: Config, name: str = "vae"):
         super().__init__(name=name)

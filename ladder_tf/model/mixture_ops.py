@@ -1,4 +1,4 @@
-"""Vectorised building blocks shared by the mixture fitters in :mod:`ladder_tf.mixture`.
+"""Vectorised building blocks shared by the mixture fitters in :mod:`ladder_tf.model.mixture`.
 
 Every function works on whole batches: data ``x`` of shape (N, d), responsibilities of
 shape (N, K) and per-component parameters with a leading K axis. None loops in Python

@@ -18,9 +18,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from ladder_tf import elbo, figures
+from ladder_tf.model import elbo
+from ladder_tf import figures
 from ladder_tf.config import Config
-from ladder_tf.priors.base import Prior, seed_pair
+from ladder_tf.model.priors.base import Prior, seed_pair
 
 tfd = tfp.distributions
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from ladder_tf import elbo
-from ladder_tf.priors.base import Prior, seed_pair
+from ladder_tf.model import elbo
+from ladder_tf.model.priors.base import Prior, seed_pair
 
 tfd = tfp.distributions
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import importlib
 
 from ladder_tf.config import Config
-from ladder_tf.priors.base import Prior
+from ladder_tf.model.priors.base import Prior
 
 REGISTRY = {
-    "normal": ("ladder_tf.priors.normal", "NormalPrior"),
-    "gmm": ("ladder_tf.priors.gmm", "GMMPrior"),
-    "vampprior": ("ladder_tf.priors.vamp", "VampPrior"),
-    "hierarchical": ("ladder_tf.priors.prior_vae", "HierarchicalPrior"),
-    "ladder": ("ladder_tf.priors.prior_vae", "LadderPrior"),
+    "normal": ("ladder_tf.model.priors.normal", "NormalPrior"),
+    "gmm": ("ladder_tf.model.priors.gmm", "GMMPrior"),
+    "vampprior": ("ladder_tf.model.priors.vamp", "VampPrior"),
+    "hierarchical": ("ladder_tf.model.priors.prior_vae", "HierarchicalPrior"),
+    "ladder": ("ladder_tf.model.priors.prior_vae", "LadderPrior"),
 }
 
 

@@ -16,17 +16,10 @@ import warnings
 from typing import Iterator, Sequence
 
 from ladder_tf import config as config_lib
-from ladder_tf.config import Config, ConfigError
+from ladder_tf.config import CONFIG_DIR, Config, ConfigError, config_path
 from ladder_tf.io_utils import error_line
-from ladder_tf.resume import SAFE_ON_RESUME
-from ladder_tf.io_utils import error_line
-from ladder_tf.resume import SAFE_ON_RESUME
+from ladder_tf.workflows.resume import SAFE_ON_RESUME
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-# The shipped configs: package data after a (non-editable) install, configs/ in a checkout.
-CONFIG_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"),
-                               os.path.join(os.path.dirname(_PACKAGE_DIR), "configs"))
-                   if os.path.isdir(d)), os.path.join(_PACKAGE_DIR, "configs"))
 # Lines TensorFlow's C++ runtime writes while it starts (CUDA probes, oneDNN and CPU notices):
 # glog-style "I0000 00:00:17...  123 file.cc:45] ...", absl's pre-initialisation notice and the
 # CPU-feature notice's second line. Some are written before TF_CPP_MIN_LOG_LEVEL is read.
@@ -124,15 +117,6 @@ def add_distribution_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParse
     return p
 
 
-def config_path(name: str) -> str:
-    """``name`` itself when it is a file, else the shipped config of that name
-    (``mnist_digit_2d`` or ``mnist_digit_2d.json``: CONFIG_DIR/mnist_digit_2d.json)."""
-    if os.path.isfile(name) or os.sep in name:
-        return name
-    shipped = os.path.join(CONFIG_DIR, name if name.endswith(".json") else f"{name}.json")
-    return shipped if os.path.isfile(shipped) else name
-
-
 def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
     """The effective config: file, then --set overrides, then the dedicated flags."""
     dataset = args.dataset
@@ -148,7 +132,7 @@ def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
                      strategy=None, chief: bool = True) -> int:
     """Run the Trainer for a CLI: one clear message and an exit status for every failure."""
     from ladder_tf.locks import RunLockedError
-    from ladder_tf.training import Trainer, TrainingDivergedError
+    from ladder_tf.workflows.training import Trainer, TrainingDivergedError
 
     try:
         trainer = Trainer(cfg, data, run_dir, show_progress=not args.no_progress, strategy=strategy,

@@ -1,4 +1,4 @@
-"""The fitting graphs behind :mod:`ladder_tf.mixture`: variational (CAVI) and EM.
+"""The fitting graphs behind :mod:`ladder_tf.model.mixture`: variational (CAVI) and EM.
 
 Variational Bayes for a Gaussian mixture with conjugate Normal-Wishart component priors
 and either a truncated stick-breaking (Dirichlet-process) or a finite symmetric
@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from ladder_tf import mixture_ops as ops
+from ladder_tf.model import mixture_ops as ops
 
 
 class VBState(NamedTuple):

@@ -1,6 +1,6 @@
 """The authors' code's Fashion-MNIST encoder and decoder (``mnist_network='original_fashion'``).
 
-The paper states one network for both MNIST sets (``ladder_tf.networks.mnist``); the
+The paper states one network for both MNIST sets (``ladder_tf.model.networks.mnist``); the
 authors' code trained Fashion-MNIST with a wider pair, described in docs/original.md,
 section 2. Widths scale with h = ``num_hidden_units`` (the original used 256); the hidden
 activation is ``activation`` and the output's ``output_activation`` (the original: leaky
@@ -27,8 +27,8 @@ from __future__ import annotations
 import tf_keras as keras
 
 from ladder_tf.config import Config
-from ladder_tf.networks.layers import activation_layer, depth_to_space
-from ladder_tf.networks.mnist import conv_encoder
+from ladder_tf.model.networks.layers import activation_layer, depth_to_space
+from ladder_tf.model.networks.mnist import conv_encoder
 
 # (filters as a divisor of h, stride, padding) of the encoder's four convolutions
 ENCODER_CONVS = ((4, 2, "same"), (4, 2, "same"), (2, 2, "same"), (2, 1, "valid"))

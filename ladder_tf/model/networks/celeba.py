@@ -37,8 +37,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from ladder_tf.config import Config
-from ladder_tf.networks.layers import GaussianHead, activation_layer
-from ladder_tf.networks.style import INSTANCE_NORM_EPSILON, InstanceNorm, StyleModule, Upsample
+from ladder_tf.model.networks.layers import GaussianHead, activation_layer
+from ladder_tf.model.networks.style import INSTANCE_NORM_EPSILON, InstanceNorm, StyleModule, Upsample
 
 IMAGE_SIZE = 128
 MAPPING_LAYERS = 8

@@ -8,7 +8,7 @@ The training loop only ever calls these methods, so adding a prior never touches
   the encoder) and the prior's own objective for its own variables;
 - ``own_step(mean, std, seed, condition)``: the prior's own block of Algorithm 1 (its
   optimisers in order, fresh noise each, the data VAE held fixed), run after the data
-  VAE's block in the default sequential step (ladder_tf.block_updates);
+  VAE's block in the default sequential step (ladder_tf.workflows.block_updates);
 - ``variable_groups()`` / ``apply_gradients(grads, finite)``: the same update from
   gradients taken in one backward pass with the data VAE's (the opt-in fused step);
 - ``end_of_epoch(sample_z, epoch)``: refits (mixture CAVI / EM), given a function that
@@ -26,9 +26,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from ladder_tf import elbo
+from ladder_tf.model import elbo
 from ladder_tf.config import Config
-from ladder_tf.optim import all_finite, apply_if, build_optimizer, exponential_lr, make_adam
+from ladder_tf.model.optim import all_finite, apply_if, build_optimizer, exponential_lr, make_adam
 
 def seed_pair(seed: int | tf.Tensor) -> tf.Tensor:
     """An int (or int scalar tensor) seed -> the stateless pair [seed, 0] every sample uses.

@@ -1,7 +1,7 @@
-"""Use an exported SavedModel (ladder_tf.export) where a training run is expected.
+"""Use an exported SavedModel (ladder_tf.workflows.export) where a training run is expected.
 
 ``load_saved_model(path)`` returns a :class:`SavedModelRun` with the surface of
-``ladder_tf.runs.Run`` that evaluation and interpolation use: ``name``, ``config`` (read from
+``ladder_tf.workflows.runs.Run`` that evaluation and interpolation use: ``name``, ``config`` (read from
 the ``assets/config.json`` asset), ``reconstruct(x)``, ``generate(n, seed)``, plus the
 exported encoders, decoders and log-densities. Everything runs through the SavedModel's
 signatures, so results equal those of the exported functions bit for bit.
@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
-from ladder_tf.export import CONFIG_ASSET, INFO_ASSET
+from ladder_tf.workflows.export import CONFIG_ASSET, INFO_ASSET
 
 SAVED_MODEL_FILE = "saved_model.pb"
 
@@ -62,7 +62,7 @@ class SavedModelRun:
         z ~ q(z|x) drawn with the stateless ``seed`` (2,) as ``Run.reconstruct`` does."""
         if seed is None:
             return self._call("reconstruct", images=self._float(x))["images"]
-        from ladder_tf.elbo import reparameterise
+        from ladder_tf.model.elbo import reparameterise
 
         mean, std = self.encode(x)
         return self.decode(reparameterise(mean, std, tf.constant(seed, tf.int32)))
@@ -108,7 +108,7 @@ class SavedModelRun:
 
 
 def load_saved_model(path: str) -> SavedModelRun:
-    """Load an export of ``ladder_tf.export``; raises FileNotFoundError if ``path`` is not one."""
+    """Load an export of ``ladder_tf.workflows.export``; raises FileNotFoundError if ``path`` is not one."""
     if not is_saved_model(path):
         raise FileNotFoundError(f"{path} is not a SavedModel directory: it has no {SAVED_MODEL_FILE}")
     config_path = os.path.join(path, "assets", CONFIG_ASSET)

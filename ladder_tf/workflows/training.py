@@ -1,6 +1,6 @@
 """The one training loop: data-VAE step, prior step, end-of-epoch refit, outputs, checkpoints.
 
-The loop knows only the Prior interface (ladder_tf.priors.base); it never asks which prior
+The loop knows only the Prior interface (ladder_tf.model.priors.base); it never asks which prior
 it is training. Everything it writes goes to one run directory:
 
     config.json  metrics.jsonl  run_record.json  checkpoints/  tensorboard/  figures/  (prior artifacts)
@@ -16,17 +16,18 @@ import tensorflow as tf
 import tf_keras as keras
 from tqdm.auto import tqdm
 
-from ladder_tf import checkpoints, distributed, figures, locks, resume
-from ladder_tf.block_updates import FLAG_KEYS, BlockStep, failed_block
+from ladder_tf.workflows import checkpoints, resume
+from ladder_tf import distributed, figures, locks
+from ladder_tf.workflows.block_updates import FLAG_KEYS, BlockStep, failed_block
 from ladder_tf.config import Config, ConfigError
 from ladder_tf.data import (ImageData, balanced_test_batch, eval_batches, train_batches,
                             warn_skipped_files)
 from ladder_tf.io_utils import read_jsonl, write_jsonl
-from ladder_tf.model import VAE
-from ladder_tf.optim import all_finite, build_optimizer, exponential_lr, make_adam
-from ladder_tf.priors import build_prior
-from ladder_tf.priors.base import Prior
-from ladder_tf.run_log import RunLog
+from ladder_tf.model.vae import VAE
+from ladder_tf.model.optim import all_finite, build_optimizer, exponential_lr, make_adam
+from ladder_tf.model.priors import build_prior
+from ladder_tf.model.priors.base import Prior
+from ladder_tf.workflows.run_log import RunLog
 
 EVAL_BATCH = 500
 MAX_TRAIN_METRICS = 64  # length of the checkpointed running sums of an epoch's step metrics
@@ -214,7 +215,7 @@ class Trainer:
         """Train until ``num_epochs``; returns the metrics rows of every epoch.
 
         The chief holds the run directory's lock throughout (ladder_tf.locks); the config is
-        compared with the recorded one before anything is written (ladder_tf.resume).
+        compared with the recorded one before anything is written (ladder_tf.workflows.resume).
         """
         with locks.run_lock(self.out_dir, "training", enabled=self.is_chief):
             return self._fit()
@@ -233,7 +234,7 @@ class Trainer:
                 self._run_epoch(epoch)
             saved_model = os.path.join(self.out_dir, "saved_model")
             if self.export_at_end and self.is_chief and (start <= cfg.num_epochs or not os.path.isdir(saved_model)):
-                from ladder_tf.export import export_run
+                from ladder_tf.workflows.export import export_run
 
                 export_run(self.vae, self.prior, cfg, saved_model, checkpoint=self.manager.latest_checkpoint)
             status = "finished"

@@ -6,7 +6,7 @@ K = ``n_mixtures``; jitter = ``gmm_covariance_jitter`` (the original's 0.01 adde
 covariance diagonals of the mixture in the loss; ``log_prob`` is that density, while
 samples and figures use the fitted covariances without it, as the original's). The
 mixture is not trained by gradient: at the end of every epoch maximum-likelihood EM
-(:class:`ladder_tf.mixture.GaussianMixtureEM`, the original's scikit-learn
+(:class:`ladder_tf.model.mixture.GaussianMixtureEM`, the original's scikit-learn
 ``GaussianMixture``) refits it on one z ~ q(z|x) per training image, in whole batches
 (docs/original.md, section 6):
 
@@ -31,8 +31,8 @@ import tensorflow as tf
 from ladder_tf import figures
 from ladder_tf.config import Config
 from ladder_tf.io_utils import atomic_path
-from ladder_tf.mixture import GaussianMixtureEM
-from ladder_tf.priors.base import Prior, SampleZ, fit_sample_count, seed_pair
+from ladder_tf.model.mixture import GaussianMixtureEM
+from ladder_tf.model.priors.base import Prior, SampleZ, fit_sample_count, seed_pair
 
 
 class GMMPrior(Prior):

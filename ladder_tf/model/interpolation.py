@@ -92,8 +92,8 @@ def sampled_t_mean(encode, encode_t, images: tf.Tensor, seed: int) -> tf.Tensor:
 
 
 def path_space_from_model(vae, prior) -> PathSpace:
-    """The path space of an in-process (vae, prior), e.g. ``ladder_tf.runs.Run``."""
-    from ladder_tf.export import has_t, z_log_prob_fn
+    """The path space of an in-process (vae, prior), e.g. ``ladder_tf.workflows.runs.Run``."""
+    from ladder_tf.workflows.export import has_t, z_log_prob_fn
 
     if has_t(prior):
         return PathSpace("t", prior.d_t,
@@ -106,7 +106,7 @@ def path_space_from_model(vae, prior) -> PathSpace:
 
 
 def path_space_from_saved_model(model) -> PathSpace:
-    """The path space of a ``ladder_tf.saved_model.SavedModelRun``."""
+    """The path space of a ``ladder_tf.workflows.saved_model.SavedModelRun``."""
     cfg = model.config
     if model.has_t:
         return PathSpace("t", cfg.representation_size,

@@ -2,7 +2,7 @@
 
 Defaults follow the paper (ReLU, sigmoid output). The original code's choices are config
 options: ``activation='leaky_relu'`` and ``output_activation='relu'``; with them this is the
-original's digits network (its Fashion-MNIST pair is ``ladder_tf.networks.mnist_original``).
+original's digits network (its Fashion-MNIST pair is ``ladder_tf.model.networks.mnist_original``).
 Widths scale with ``num_hidden_units`` (256 gives the paper's 16/64/256 filters, FC 64 and
 FC 4096).
 """
@@ -13,7 +13,7 @@ from typing import Sequence
 import tf_keras as keras
 
 from ladder_tf.config import Config
-from ladder_tf.networks.layers import GaussianHead, activation_layer, depth_to_space, symmetric_pad
+from ladder_tf.model.networks.layers import GaussianHead, activation_layer, depth_to_space, symmetric_pad
 
 
 def conv_encoder(cfg: Config, convs: Sequence[tuple[int, int, str]], fc_units: int) -> keras.Model:

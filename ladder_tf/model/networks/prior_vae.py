@@ -10,7 +10,7 @@ from __future__ import annotations
 import tf_keras as keras
 
 from ladder_tf.config import Config
-from ladder_tf.networks.layers import GaussianHead, mlp
+from ladder_tf.model.networks.layers import GaussianHead, mlp
 
 
 def build_prior_encoder(cfg: Config) -> keras.Model:

@@ -1,4 +1,4 @@
-"""Interpolate between two test images along the SP and the SLP (ladder_tf.interpolation).
+"""Interpolate between two test images along the SP and the SLP (ladder_tf.model.interpolation).
 
     ladder interpolate MODEL --start I --end J --steps N --out DIR
 
@@ -26,19 +26,19 @@ import numpy as np
 import tensorflow as tf
 
 from ladder_tf import figures
-from ladder_tf.interpolation import SLPSettings, interpolate_images, path_space
+from ladder_tf.model.interpolation import SLPSettings, interpolate_images, path_space
 from ladder_tf.io_utils import atomic_path, atomic_write_text
 
 BACKGROUND_IMAGES = 1000  # test embeddings drawn under the 2-D density figure
 
 
 def load_model(path: str):
-    """A SavedModel directory (ladder_tf.saved_model) or a run directory (ladder_tf.runs)."""
-    from ladder_tf.saved_model import is_saved_model, load_saved_model
+    """A SavedModel directory (ladder_tf.workflows.saved_model) or a run directory (ladder_tf.workflows.runs)."""
+    from ladder_tf.workflows.saved_model import is_saved_model, load_saved_model
 
     if is_saved_model(path):
         return load_saved_model(path)
-    from ladder_tf.runs import load_run
+    from ladder_tf.workflows.runs import load_run
 
     return load_run(path)
 
@@ -105,7 +105,7 @@ def interpolate(model_path: str, start: int, end: int, out_dir: str,
 
 
 def parser() -> argparse.ArgumentParser:
-    from ladder_tf.cli import new_parser
+    from ladder_tf.commands.common import new_parser
 
     d = SLPSettings()
     p = new_parser(__doc__)
@@ -143,7 +143,7 @@ NUMBER_FLAGS = {"lr": (lambda v: v > 0, "> 0"), "w_path": (lambda v: v >= 0, ">=
 
 def check_args(args: argparse.Namespace) -> None:
     """Every mistake that needs no model or data: one error line, exit 2, before computing."""
-    from ladder_tf.cli import fail
+    from ladder_tf.commands.common import fail
 
     if args.steps < 1 or args.iterations < 1:
         fail("--steps and --iterations must be at least 1")
@@ -158,9 +158,9 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ladder_tf.cli import error_text, fail, quiet_tensorflow
+    from ladder_tf.commands.common import error_text, fail, quiet_tensorflow
     from ladder_tf.data import DataNotFoundError
-    from ladder_tf.runs import RunNotFoundError
+    from ladder_tf.workflows.runs import RunNotFoundError
 
     args = parser().parse_args(argv)
     check_args(args)

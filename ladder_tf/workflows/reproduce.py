@@ -25,11 +25,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ladder_tf import config as config_lib
-from ladder_tf.cli import (add_data_flags, add_run_length_flags, config_path, error_text, fail,
+from ladder_tf.commands.common import (add_data_flags, add_run_length_flags, config_path, error_text, fail,
                            new_parser, quiet_tensorflow)
 from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, Config, ConfigError
 from ladder_tf.io_utils import atomic_write_text, read_jsonl
-from ladder_tf.resume import config_changes, format_changes, recorded_config
+from ladder_tf.workflows.resume import config_changes, format_changes, recorded_config
 
 ALL_PRIORS = ("normal", "vampprior", "gmm", "hierarchical", "ladder")
 # (label, value in the final metrics row). The four terms, as they enter the negative ELBO,
@@ -161,7 +161,7 @@ def train_run(spec: RunSpec, data, show_progress: bool) -> None:
     """Train (or resume) one run in this process, then free its graphs."""
     import tf_keras as keras
 
-    from ladder_tf.training import Trainer
+    from ladder_tf.workflows.training import Trainer
 
     trainer = Trainer(spec.cfg, data, spec.run_dir, show_progress=show_progress)
     try:
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ladder_tf.data import DataNotFoundError, load_dataset
     from ladder_tf.locks import RunLockedError
-    from ladder_tf.training import TrainingDivergedError
+    from ladder_tf.workflows.training import TrainingDivergedError
 
     cfg0 = specs[0].cfg
     try:

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
-from ladder_tf.model import VAE
-from ladder_tf.priors.base import Prior
+from ladder_tf.model.vae import VAE
+from ladder_tf.model.priors.base import Prior
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -43,12 +43,12 @@ class Run:
 def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
     """Restore the newest readable (or the given) checkpoint of ``run_dir``.
 
-    Unreadable newer checkpoints are skipped with one warning (ladder_tf.checkpoints);
+    Unreadable newer checkpoints are skipped with one warning (ladder_tf.workflows.checkpoints);
     raises RunNotFoundError when there is no config, no readable checkpoint, or the
     checkpoint does not fit the recorded config.
     """
-    from ladder_tf import checkpoints
-    from ladder_tf.training import build_model, make_checkpoint
+    from ladder_tf.workflows import checkpoints
+    from ladder_tf.workflows.training import build_model, make_checkpoint
 
     cfg_path = os.path.join(run_dir, "config.json")
     if not os.path.exists(cfg_path):

@@ -34,9 +34,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from ladder_tf import elbo
-from ladder_tf import mixture_cavi as cavi
-from ladder_tf import mixture_ops as ops
+from ladder_tf.model import elbo
+from ladder_tf.model import mixture_cavi as cavi
+from ladder_tf.model import mixture_ops as ops
 
 tfd = tfp.distributions
 
