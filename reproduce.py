@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Train every prior (x seeds) on one data set and tabulate the results; see ladder_tf/reproduce.py.
+"""Train, evaluate and tabulate the paper's comparison (the same as `ladder reproduce`).
 
-    python reproduce.py --dataset mnist_fashion --priors normal,gmm,ladder --seeds 0,1,2
+    python reproduce.py --dataset mnist_fashion --seeds 0,1 --evaluate classifier
 """
-from ladder_tf.reproduce import main
+from ladder_tf.commands.reproduce import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -80,7 +80,7 @@ def test_thin_entry_points_run_the_same_code():
     import train_celeba
     import train_mnist
 
-    from ladder_tf.workflows import reproduce as reproduce_lib
+    from ladder_tf.commands import reproduce as reproduce_lib
     from ladder_tf.commands import evaluate as evaluate_cmd
     from ladder_tf.commands import train
 

@@ -228,7 +228,7 @@ def test_stale_lock_is_taken_over_and_foreign_host_is_refused(run, tmp_path):
 
 def test_evaluation_outputs_and_reproduce_workers_respect_locks(finished, tmp_path, capsys):
     import evaluate
-    from ladder_tf.workflows import reproduce
+    from ladder_tf.commands import reproduce
 
     held = {"pid": os.getppid(), "host": socket.gethostname(), "purpose": "evaluation",
             "started": "x"}

@@ -13,7 +13,8 @@ import pytest
 
 from ladder_tf.commands import common as cli
 from ladder_tf import commands
-from ladder_tf.workflows import export, interpolate, reproduce
+from ladder_tf.commands import reproduce
+from ladder_tf.workflows import export, interpolate
 from ladder_tf.commands import evaluate
 from ladder_tf.commands import train as train_cmd
 

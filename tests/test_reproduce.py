@@ -5,8 +5,11 @@ import os
 import numpy as np
 import pytest
 
-from ladder_tf.workflows import reproduce
+from ladder_tf.commands import reproduce
+from ladder_tf.evaluation.report import SCHEMA
 from ladder_tf.io_utils import read_jsonl, write_jsonl
+from ladder_tf.workflows import results
+from ladder_tf.workflows.reproduce import ALL_PRIORS
 
 TINY = ["--set", "batch_size=64", "--set", "code_size=4", "--set", "num_hidden_units=64",
         "--set", "n_mixtures=3", "--set", "n_MC_samples=8", "--set", "fast_fit_samples=200",
@@ -25,6 +28,8 @@ def specs_for(tmp_path, *argv):
     (["--d-t", "0,2"], "--d-t values must be >= 1"),
     (["--set", "n_mixturs=3"], "did you mean 'n_mixtures'"),
     (["--epochs", "0"], "num_epochs"),
+    (["--evaluate", "classifier,fid"], "--evaluate: unknown FID network fid; choose from fid-inception"),
+    (["--evaluate", "classifier", "--repeats", "0"], "--repeats must be at least 1"),
 ])
 def test_bad_arguments_exit_2_with_one_message(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
@@ -46,51 +51,99 @@ def test_run_layout_and_sweep(tmp_path):
     assert [(s.column, s.cfg.representation_size, s.cfg.prior) for s in t2] == [
         ("d_t = 2", 2, "ladder"), ("d_t = 8", 8, "ladder")]
     assert t2[1].run_dir == os.path.join(str(tmp_path), "mnist_digit", "ladder_dt8", "seed0")
-    assert [s.column for s in specs_for(tmp_path)[0][::1]] == list(reproduce.ALL_PRIORS)
+    assert [s.column for s in specs_for(tmp_path)[0][::1]] == list(ALL_PRIORS)
 
 
-def fake_run(spec, elbo_terms, epoch=None, eval_json=None):
-    """A run directory whose metrics.jsonl ends with the given test terms."""
+def fake_run(spec, elbo_terms, epoch=None, checkpoint=7):
+    """A run directory whose metrics.jsonl ends with the given test terms and whose newest
+    checkpoint is ckpt-<checkpoint>."""
     row = {"epoch": spec.cfg.num_epochs if epoch is None else epoch}
     row.update({f"test_{k}": v for k, v in elbo_terms.items()})
-    os.makedirs(spec.run_dir, exist_ok=True)
+    os.makedirs(os.path.join(spec.run_dir, "checkpoints"), exist_ok=True)
     write_jsonl(os.path.join(spec.run_dir, "metrics.jsonl"), [row])
-    if eval_json is not None:
-        with open(os.path.join(spec.run_dir, "eval.json"), "w") as fh:
-            json.dump(eval_json, fh)
+    open(os.path.join(spec.run_dir, "checkpoints", f"ckpt-{checkpoint}.index"), "w").close()
 
 
-def test_results_table_mean_std_and_eval_rows(tmp_path):
+def fake_evaluation(spec, generation, reconstruction, checkpoint=7, features="classifier", name=None):
+    """An evaluation record of ``spec``'s run in ``ladder evaluate``'s schema."""
+    gen, rec = np.asarray(generation, float), np.asarray(reconstruction, float)
+    rows = {"generation": gen, "reconstruction": rec, "difference": gen - rec, "real": gen * 0 + 0.1}
+    record = {"schema": SCHEMA, "command": "ladder evaluate", "metrics": ["fid"],
+              "columns": [{"column": spec.column, "run_dir": spec.run_dir, "prior": spec.cfg.prior,
+                           "checkpoint": os.path.join(spec.run_dir, "checkpoints", f"ckpt-{checkpoint}"),
+                           "fid": {k: {"mean": float(v.mean()), "values": v.tolist()}
+                                   for k, v in rows.items()}}],
+              "fid": {"features": features, "fingerprint": f"{features}-net", "label": f"{features}-FID",
+                      "num_samples": 100, "repeats": len(gen), "reconstruction": "sampled",
+                      "reference_n": 1000}}
+    path = os.path.join(spec.run_dir, name or f"evaluation-{features}.json")
+    with open(path, "w") as fh:
+        json.dump(record, fh)
+
+
+def table_rows(text, heading):
+    """{row label: cells} of the first Markdown table after ``heading``."""
+    lines = text.split(heading, 1)[1].splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    rows = {}
+    for ln in lines[start:]:
+        if not ln.startswith("|"):
+            break
+        if "---" not in ln:
+            cells = [c.strip() for c in ln.split("|")[1:-1]]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_results_tables_pool_seeds_and_repeats(tmp_path):
     t1, _ = specs_for(tmp_path, "--priors", "normal,gmm", "--seeds", "0,1,2", "--epochs", "2")
     rng = np.random.default_rng(0)
-    values = {}
+    values, gens, recs = {}, [], []
     for s in t1:
         terms = dict(zip(("reconstruction", "sigma_term", "entropy", "cross_entropy"),
                          rng.normal(size=4) * 10))
         terms["elbo"] = sum(terms.values())
         values.setdefault(s.column, []).append(terms)
         unfinished = s.column == "gmm" and s.seed == 2  # excluded from the statistics
-        fid = {"fid_generation_mean": 10.0 + s.seed, "fid_generation_std": 0.5, "kid_mean": 1.0}
-        fake_run(s, terms, epoch=1 if unfinished else None,
-                 eval_json=fid if s.column == "normal" else None)
-    text = reproduce.results_markdown("mnist_fashion", t1, [])
-    lines = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]]
-             for ln in text.splitlines() if ln.startswith("| ") and "---" not in ln}
-    table = [ln for ln in text.splitlines() if ln.startswith("|")]
-    assert len(table) == 2 + 1 + 2 + len(reproduce.ELBO_ROWS)  # header, seeds, 2 eval rows, terms
-    assert all(ln.count("|") == 4 for ln in table)  # no label breaks the cells
-    assert lines[""] == ["normal", "gmm"]
-    assert lines["seeds finished"] == ["3/3", "2/3"]
+        fake_run(s, terms, epoch=1 if unfinished else None)
+        if s.column == "normal":
+            gen, rec = rng.normal(20, 2, size=3), rng.normal(15, 1, size=3)
+            fake_evaluation(s, gen, rec)
+            if s.seed < 2:
+                gens += list(gen)
+                recs += list(rec)
+            else:  # made at an older checkpoint than the run's newest: left out
+                fake_run(s, terms, checkpoint=9)
+    record = results.results("mnist_fashion", t1, [], {}, {"tensorflow": "2.x"}, "ladder reproduce")
+    text = results.results_markdown(record)
+    fid = table_rows(text, "### FID: classifier-FID")
+    assert fid["FID"] == ["normal", "gmm"]
+    assert fid["seeds evaluated"] == ["2/3", "0/3"]
+    assert fid["Generation"] == [f"{np.mean(gens):.2f} ± {np.std(gens, ddof=1):.2f}", "-"]
+    diff = np.subtract(gens, recs)
+    assert fid["Difference"] == [f"{np.mean(diff):.2f} ± {np.std(diff, ddof=1):.2f}", "-"]
+    elbo = table_rows(text, "### Final test negative ELBO")
+    assert all(ln.count("|") == 4 for ln in text.splitlines() if ln.startswith("|"))
+    assert elbo["seeds finished"] == ["3/3", "2/3"]
     neg = [-v["elbo"] for v in values["normal"]]
-    assert lines["-ELBO (nats/image)"][0] == f"{np.mean(neg):.2f} ± {np.std(neg, ddof=1):.2f}"
+    assert elbo["-ELBO (nats/image)"][0] == f"{np.mean(neg):.2f} ± {np.std(neg, ddof=1):.2f}"
     cross = [-v["cross_entropy"] for v in values["gmm"][:2]]
-    assert lines["-cross-entropy -E_q[log p(z)]"][1] == f"{np.mean(cross):.2f} ± {np.std(cross, ddof=1):.2f}"
-    assert lines["FID generation"] == [f"11.00 ± {np.std([10, 11, 12], ddof=1):.2f}", "-"]
-    assert lines["kid"] == ["1.00 ± 0.00", "-"]
-    # A single seed shows the evaluation's own std when it reports one.
-    single = [s for s in t1 if s.seed == 0]
-    one = reproduce.results_markdown("mnist_fashion", single, [])
-    assert "| FID generation | 10.00 ± 0.50 | - |" in one
+    assert elbo["-cross-entropy -E_q[log p(z)]"][1] == f"{np.mean(cross):.2f} ± {np.std(cross, ddof=1):.2f}"
+    assert {label for label, _ in results.ELBO_ROWS} <= set(elbo)
+    assert "training: gmm, seed 2" in text and "classifier FID: normal, seed 2" in text
+    assert record["budget"]["num_epochs"] == 2 and record["seeds"] == [0, 1, 2]
+    assert "tensorflow 2.x" in text and "seeds 0, 1, 2" in text
+    # A single seed with one repeat: its value, no spread.
+    only = [s for s in t1 if s.seed == 0]
+    fake_evaluation(only[0], [12.5], [10.0], name="evaluation-classifier.json")
+    one = results.results_markdown(results.results("mnist_fashion", only, [], {}, {}, "c"))
+    assert table_rows(one, "### FID: classifier-FID")["Generation"] == ["12.50", "-"]
+
+
+def test_d_t_sweep_shares_the_matching_ladder_run(tmp_path):
+    t1, t2 = specs_for(tmp_path, "--priors", "ladder", "--d-t", "2,16", "--seeds", "0")
+    assert t1[0].cfg.representation_size == 16
+    assert t2[1].run_dir == t1[0].run_dir and t2[0].run_dir.endswith(os.path.join("ladder_dt2", "seed0"))
 
 
 @pytest.mark.e2e
@@ -101,10 +154,11 @@ def test_two_priors_one_seed_then_skip(tmp_path, capsys):
             "--steps-per-epoch", "2", "--train-size", "256", "--out-root", str(tmp_path),
             "--no-progress", "--no-download", *TINY]
     assert reproduce.main(argv) == 0
-    results = tmp_path / "mnist_fashion" / "results.md"
-    text = results.read_text()
-    header = next(ln for ln in text.splitlines() if ln.startswith("| |"))
-    assert header == "| | normal | gmm |"
+    results_md = tmp_path / "mnist_fashion" / "results.md"
+    text = results_md.read_text()
+    assert table_rows(text, "### Final test negative ELBO")[""] == ["normal", "gmm"]
+    record = json.loads((tmp_path / "mnist_fashion" / "results.json").read_text())
+    assert record["tables"]["table1"]["columns"] == ["normal", "gmm"] and record["missing"] == []
     for prior in ("normal", "gmm"):
         run = tmp_path / "mnist_fashion" / prior / "seed0"
         (row,) = read_jsonl(run / "metrics.jsonl")
@@ -117,7 +171,7 @@ def test_two_priors_one_seed_then_skip(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("finished already, skipped") == 2 and "training into" not in out
     assert os.path.getmtime(tmp_path / "mnist_fashion" / "gmm" / "seed0" / "metrics.jsonl") == stamp
-    assert results.read_text() == text
+    assert results_md.read_text() == text
     # More epochs: the Trainer resumes the finished run from its checkpoint (epoch 1 kept).
     first = read_jsonl(tmp_path / "mnist_fashion" / "gmm" / "seed0" / "metrics.jsonl")
     more = [a for a in argv if a != "normal,gmm"]
@@ -127,4 +181,4 @@ def test_two_priors_one_seed_then_skip(tmp_path, capsys):
     rows = read_jsonl(tmp_path / "mnist_fashion" / "gmm" / "seed0" / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2] and rows[0] == first[0]
     assert rows[1]["gmm_accurate_fit"] == 1 and rows[0]["gmm_accurate_fit"] == 1
-    assert "| | gmm |" in results.read_text()
+    assert table_rows(results_md.read_text(), "### Final test negative ELBO")[""] == ["gmm"]

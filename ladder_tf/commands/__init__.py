@@ -31,7 +31,7 @@ COMMANDS: dict[str, Command] = {
                             "train on CelebA 128x128, on one device or several"),
     "evaluate": Command("ladder_tf.commands.evaluate:main",
                         "FID (the paper's Table 1 layout) and log-likelihood of trained runs"),
-    "reproduce": Command("ladder_tf.workflows.reproduce:main",
+    "reproduce": Command("ladder_tf.commands.reproduce:main",
                          "train every prior x seed on one data set and tabulate the results"),
     "export": Command("ladder_tf.workflows.export:main", "export a trained run as a TensorFlow SavedModel"),
     "interpolate": Command("ladder_tf.workflows.interpolate:main",

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from ladder_tf.io_utils import atomic_write_text
 
+SCHEMA = "ladder_tf.evaluation/1"  # the "schema" key of every record ``ladder evaluate`` writes
 FID_ROWS = (("generation", "Generation"), ("reconstruction", "Reconstruction"),
             ("difference", "Difference"), ("real", "Real image"))
 
@@ -36,10 +37,14 @@ def format_value(summary: dict | None, digits: int = 2, spread_key: str = "std")
     return text + (f" ± {spread:.{digits}f}" if spread is not None else "")
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table (cells must hold no '|')."""
+    return (["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+            + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(markdown_table(header, rows))
 
 
 def fid_markdown(result: dict[str, Any]) -> str:
@@ -93,6 +98,29 @@ def markdown(result: dict[str, Any]) -> str:
                                                     f"({c['dataset']})" for c in result["columns"])]
     parts += [p for p in (fid_markdown(result), nll_markdown(result)) if p]
     return "\n\n".join(parts) + "\n"
+
+
+class ReportError(ValueError):
+    """A file that is not an evaluation record of this schema (the message says why)."""
+
+
+def read_report(path: str) -> dict[str, Any]:
+    """The evaluation record at ``path``; ReportError for damaged JSON or another schema."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ReportError(f"{path}: not readable as JSON ({err})") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        found = record.get("schema") if isinstance(record, dict) else None
+        raise ReportError(f"{path}: schema {found!r}, not {SCHEMA!r}; evaluate the run again")
+    return record
+
+
+def run_columns(record: dict[str, Any], run_dir: str) -> list[dict[str, Any]]:
+    """The record's columns that evaluated ``run_dir`` (paths compared after resolving)."""
+    target = os.path.realpath(run_dir)
+    return [c for c in record.get("columns", []) if os.path.realpath(c.get("run_dir", "")) == target]
 
 
 def output_paths(out: str) -> tuple[str, str]:

@@ -1,0 +1,183 @@
+"""Reproduce the paper's comparison: train priors x seeds on one data set, evaluate, tabulate.
+
+    ladder reproduce --dataset mnist_fashion --seeds 0,1 --evaluate classifier
+    ladder reproduce --dataset mnist_fashion --priors ladder --d-t 2,4,8,16   # Table 2
+
+Trains what is missing, evaluates (with each --evaluate network) what has no current
+evaluation, and writes <out-root>/<dataset>/results.md and results.json: Table 1 (priors)
+and/or Table 2 (LaDDer's d_t), with FID and final test -ELBO rows.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ladder_tf import config as config_lib
+from ladder_tf.commands.common import (add_data_flags, add_run_length_flags, config_path, error_text,
+                                       fail, new_parser, quiet_tensorflow)
+from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, ConfigError
+from ladder_tf.workflows.evaluate import FEATURES, EvaluationSettings
+from ladder_tf.workflows import reproduce
+from ladder_tf.workflows.reproduce import ALL_PRIORS, RunSpec
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ladder reproduce`` arguments, grouped as --help shows them."""
+    p = new_parser(__doc__.split("\n\nTrains what")[0])
+    runs = p.add_argument_group("which runs")
+    runs.add_argument("--dataset", default="mnist_fashion", choices=list(DATASETS),
+                      help="data set; its config is the shipped <dataset> config")
+    runs.add_argument("--priors", metavar="LIST", help="comma-separated priors (default: all five, "
+                      "or none besides the sweep when --d-t is given): " + ",".join(ALL_PRIORS))
+    runs.add_argument("--seeds", default="0", metavar="LIST", help="comma-separated seeds, e.g. 0,1,2")
+    runs.add_argument("--d-t", metavar="LIST", help="LaDDer sweep over the prior latent dimension, "
+                      "e.g. 2,4,8,16 (the supplementary's Table 2)")
+    runs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override any config key for every run (repeatable)")
+    add_run_length_flags(p)
+    add_data_flags(p)
+    ev = p.add_argument_group("evaluation")
+    ev.add_argument("--evaluate", metavar="NETWORKS", help="evaluate every finished run with these "
+                    "comma-separated FID networks: " + ", ".join(FEATURES) + " (see `ladder evaluate "
+                    "--help`); default: no evaluation, the table shows the evaluations present")
+    ev.add_argument("--num-samples", type=int, default=10000, help="images per FID set")
+    ev.add_argument("--repeats", type=int, default=5, help="FID repeats, each with fresh samples")
+    ev.add_argument("--reference-size", type=int, metavar="N", help="reference statistics from a fixed "
+                    "random subset of N training images (default: the whole training split)")
+    ev.add_argument("--fid-weights", metavar="PATH", help="converted FID Inception weights .npz")
+    ev.add_argument("--inception-weights", metavar="PATH", help="Keras InceptionV3 weights .h5")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out-root", default="experiments", metavar="DIR",
+                     help="root of the run directories; also the cache of FID classifiers and statistics")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bars: one line per epoch only (for batch jobs)")
+    return p
+
+
+def parse_int_list(text: str, flag: str, minimum: int) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; ConfigError on anything else (or duplicates)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} expects comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{flag} is empty")
+    if min(values) < minimum:
+        raise ConfigError(f"{flag} values must be >= {minimum}, got {text!r}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{flag} lists a value twice: {text!r}")
+    return values
+
+
+def parse_names(text: str, flag: str, noun: str, allowed: tuple[str, ...],
+                aliases: dict[str, str]) -> list[str]:
+    """'normal,GMM' -> ['normal', 'gmm'] (``aliases`` mapped); ConfigError naming what is allowed."""
+    names = [aliases.get(p.strip(), p.strip()) for p in text.split(",") if p.strip()]
+    unknown = [p for p in names if p not in allowed]
+    if unknown or not names:
+        raise ConfigError(f"{flag}: unknown {noun} {', '.join(unknown) or '(none given)'}; "
+                          f"choose from {','.join(allowed)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{flag} lists a {noun} twice: {text!r}")
+    return names
+
+
+def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]:
+    """Every run to do: (the prior comparison, the d_t sweep). Raises ConfigError."""
+    seeds = parse_int_list(args.seeds, "--seeds", 0)
+    d_ts = parse_int_list(args.d_t, "--d-t", 1) if args.d_t else []
+    if args.priors is not None:
+        priors = parse_names(args.priors, "--priors", "prior", PRIOR_NAMES, PRIOR_ALIASES)
+    else:
+        priors = [] if d_ts else list(ALL_PRIORS)
+    base = config_lib.load(config_path(args.dataset), args.set, exp_name=args.dataset,
+                           num_epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                           train_size=args.train_size)
+    return reproduce.build_specs(base, priors, seeds, d_ts, args.out_root)
+
+
+def evaluation_settings(args: argparse.Namespace) -> dict[str, EvaluationSettings]:
+    """Per --evaluate network its settings, weights found (fails before any training)."""
+    from ladder_tf.workflows.evaluate import EvaluationError, resolve_features
+
+    if not args.evaluate:
+        return {}
+    try:
+        networks = parse_names(args.evaluate, "--evaluate", "FID network", FEATURES, {})
+    except ConfigError as err:
+        fail(str(err))
+    for flag, value, low in (("--num-samples", args.num_samples, 2), ("--repeats", args.repeats, 1),
+                             ("--reference-size", args.reference_size, 2)):
+        if value is not None and value < low:
+            fail(f"{flag} must be at least {low}, got {value}")
+    out = {}
+    for network in networks:
+        settings = EvaluationSettings(
+            features=network, fid_weights=args.fid_weights, inception_weights=args.inception_weights,
+            num_samples=args.num_samples, repeats=args.repeats, reference_size=args.reference_size,
+            cache_dir=args.out_root,
+            data_dir=args.data_dir, allow_download=not args.no_download, progress=not args.no_progress)
+        try:
+            settings.fid_weights = resolve_features(settings)
+        except EvaluationError as err:
+            fail(str(err))
+        out[network] = settings
+    return out
+
+
+def load_data(args: argparse.Namespace, cfg):
+    """The training data of ``cfg``; fails (exit 2) when it cannot be found."""
+    from ladder_tf.data import DataNotFoundError, load_dataset
+
+    try:
+        return load_dataset(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
+                            train_size=cfg.train_size)
+    except (DataNotFoundError, ValueError) as err:
+        fail(str(err))
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
+    try:
+        table1, table2 = build_specs(args)
+    except ConfigError as err:
+        fail(str(err))
+    specs = table1 + table2
+    if not specs:
+        fail("nothing to run: give --priors and/or --d-t")
+    settings = evaluation_settings(args)
+
+    from ladder_tf.workflows import results
+    from ladder_tf.workflows.run_log import package_versions
+
+    command = "ladder reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
+    cfg0 = specs[0].cfg
+    outcome = reproduce.Outcome()
+    try:
+        outcome.merge(reproduce.train_missing(specs, lambda: load_data(args, cfg0), not args.no_progress,
+                                              say, warn))
+        if settings:
+            outcome.merge(reproduce.evaluate_missing(specs, list(settings), settings.get, command,
+                                                     say, warn))
+        record = results.results(cfg0.exp_name, table1, table2, {**outcome.failures, **outcome.busy},
+                                 package_versions(), command)
+        json_path, md_path = results.write_results(record, os.path.join(args.out_root, cfg0.exp_name))
+    except ValueError as err:
+        fail(str(err))
+    except OSError as err:
+        fail(error_text(err))
+    except KeyboardInterrupt:
+        fail("interrupted; re-run the same command to resume", status=130)
+    print(results.results_markdown(record))
+    print(f"written to {md_path} and {json_path}")
+    return 1 if outcome.failures else 0
