@@ -75,5 +75,8 @@ def test_train_evaluate_then_table(data_file, tmp_path, capsys):
     assert "classifier-FID" in text and "60 generated images" in text and "2 repeats" in text
     assert "Training budget: 1 epochs, 3 steps per epoch" in text and "tensorflow 2." in text
     assert record["missing"] == [] and record["seeds"] == [0]
+    assert ladder([*argv, "--results", os.path.join(root, "t1")]) == 0  # nothing left to do
+    assert "evaluating" not in capsys.readouterr().out
+    assert open(os.path.join(root, "t1.md")).read().split("\n", 3)[3] == text.split("\n", 3)[3]
     final = [json.loads(ln) for ln in open(os.path.join(normal, "metrics.jsonl"))][-1]
     assert f"{-final['test_elbo']:.2f}" in text

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("outputs")
     out.add_argument("--out-root", default="experiments", metavar="DIR",
                      help="root of the run directories; also the cache of FID classifiers and statistics")
+    out.add_argument("--results", metavar="PATH", help="write PATH.md and PATH.json (default: "
+                     "<out-root>/<dataset>/results)")
     out.add_argument("--no-progress", action="store_true",
                      help="no progress bars: one line per epoch only (for batch jobs)")
     return p
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      say, warn))
         record = results.results(cfg0.exp_name, table1, table2, {**outcome.failures, **outcome.busy},
                                  package_versions(), command)
-        json_path, md_path = results.write_results(record, os.path.join(args.out_root, cfg0.exp_name))
+        json_path, md_path = results.write_results(
+            record, args.results or os.path.join(args.out_root, cfg0.exp_name, "results"))
     except ValueError as err:
         fail(str(err))
     except OSError as err:

@@ -158,9 +158,9 @@ def results_markdown(record: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def write_results(record: dict[str, Any], directory: str) -> tuple[str, str]:
-    """Write results.json and results.md into ``directory`` (atomically); returns their paths."""
-    json_path, md_path = os.path.join(directory, "results.json"), os.path.join(directory, "results.md")
+def write_results(record: dict[str, Any], path: str) -> tuple[str, str]:
+    """Write PATH.json and PATH.md (atomically); returns their paths."""
+    json_path, md_path = path + ".json", path + ".md"
     atomic_write_text(json_path, json.dumps(record, indent=2) + "\n")
     atomic_write_text(md_path, results_markdown(record))
     return json_path, md_path
