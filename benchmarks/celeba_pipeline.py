@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]  # this checkout's ladder_tf; tests/synthetic.py
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -27,8 +28,8 @@ import tensorflow as tf  # noqa: E402
 
 from ladder_tf import config as config_lib  # noqa: E402
 from ladder_tf.data import load_dataset, train_batches  # noqa: E402
-from ladder_tf.data.celeba import write_synthetic_folder  # noqa: E402
 from ladder_tf.workflows.training import Trainer  # noqa: E402
+from synthetic import write_synthetic_folder  # noqa: E402
 
 
 def pipeline_rate(images, batch_size: int, epoch: int) -> dict:
@@ -47,16 +48,16 @@ def step_rate(cfg, data, steps: int) -> dict:
     """Images/s of the compiled training step on one fixed batch (after 3 warm-up steps)."""
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, data, run_dir, show_progress=False)
-        trainer._restore()
-        trainer._begin_epoch(max(cfg.sg_pretraining, 1))  # the prior's own step is on
+        trainer.restore()
+        trainer.begin_epoch(max(cfg.sg_pretraining, 1))  # the prior's own step is on
         x = next(iter(train_batches(data.x_train, cfg.batch_size, seed=0, epoch=1)))
         t_trace = time.perf_counter()
         for i in range(3):
-            float(trainer._train_step(x, tf.constant([0, i], tf.int64))["elbo"])
+            float(trainer.train_step(x, tf.constant([0, i], tf.int64))["elbo"])
         warmup = time.perf_counter() - t_trace
         t0 = time.perf_counter()
         for i in range(steps):
-            out = trainer._train_step(x, tf.constant([1, i], tf.int64))
+            out = trainer.train_step(x, tf.constant([1, i], tf.int64))
         float(out["elbo"])
         seconds = (time.perf_counter() - t0) / steps
     return {"step_seconds": seconds, "images_per_second": cfg.batch_size / seconds,

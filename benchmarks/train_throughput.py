@@ -32,7 +32,6 @@ import tensorflow as tf  # noqa: E402
 
 from ladder_tf import config as config_lib  # noqa: E402
 from ladder_tf.data import load_dataset, to_float  # noqa: E402
-from ladder_tf.io_utils import read_jsonl  # noqa: E402
 from ladder_tf.workflows.training import Trainer  # noqa: E402
 
 
@@ -47,19 +46,19 @@ def make_trainer(variant: str, args: argparse.Namespace, data, run_dir: str) -> 
     cfg = config_lib.load(args.config, args.set, prior=prior, num_epochs=args.epochs + 1,
                           sg_pretraining=0, **extra)
     trainer = Trainer(cfg, data, run_dir, show_progress=False)
-    trainer._restore()
+    trainer.restore()
     return trainer
 
 
 def step_seconds(trainer: Trainer, data, steps: int) -> float:
     """Mean seconds of one compiled training step on a fixed batch (after 3 warm-up steps)."""
-    trainer._begin_epoch(1)
+    trainer.begin_epoch(1)
     x = to_float(tf.constant(data.x_train[: trainer.cfg.batch_size]))
     for i in range(3):
-        trainer._train_step(x, tf.constant([0, i], tf.int64))
+        trainer.train_step(x, tf.constant([0, i], tf.int64))
     t0 = time.perf_counter()
     for i in range(steps):
-        out = trainer._train_step(x, tf.constant([1, i], tf.int64))
+        out = trainer.train_step(x, tf.constant([1, i], tf.int64))
     float(out["elbo"])
     seconds = (time.perf_counter() - t0) / steps
     trainer.step.assign(0)
@@ -72,9 +71,8 @@ def timed_epoch(trainer: Trainer, epoch: int) -> dict:
     machine does not inflate."""
     t0, c0 = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the epoch's console line: stdout is the JSON
-        trainer._run_epoch(epoch)
+        row = trainer.run_epoch(epoch)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    row = read_jsonl(trainer.metrics_path)[-1]
     return {"seconds": wall, "cpu_seconds": cpu, "training": row["seconds_training"], "refit": row["refit_seconds"],
             "evaluation": row["epoch_seconds"] - row["seconds_training"] - row["refit_seconds"],
             "outputs_and_checkpoint": wall - row["epoch_seconds"]}

@@ -29,8 +29,11 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"),
                                os.path.join(os.path.dirname(_PACKAGE_DIR), "configs"))
                    if os.path.isdir(d)), os.path.join(_PACKAGE_DIR, "configs"))
-LEGACY_KEYS = ("load_model", "load_dir", "max_to_keep", "data_path", "loss_function",
-               "num_iter_to_plot", "kernel_size")
+# Keys of the original TF1 code's configs that configure nothing here (accepted, warned about).
+LEGACY_KEYS = ("load_model", "load_dir", "data_path", "loss_function", "num_iter_to_plot", "kernel_size")
+# Keys that change neither the model nor the data order of the steps already taken: the only
+# ones a resumed run may change without --allow-config-change (ladder_tf.workflows.resume).
+SAFE_ON_RESUME = ("num_epochs", "checkpoint_every_steps", "max_to_keep")
 
 
 class ConfigError(ValueError):
@@ -189,7 +192,7 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
     """Validate ``values`` on top of ``base`` (defaults if None) and return a new Config."""
     merged = (base or Config()).to_dict()
     for key, value in values.items():
-        if key in LEGACY_KEYS and key not in _FIELDS:
+        if key in LEGACY_KEYS:
             warnings.warn(f"config key '{key}' belongs to the original TF1 code and is ignored",
                           stacklevel=2)
             continue

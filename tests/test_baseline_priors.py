@@ -12,7 +12,8 @@ from ladder_tf.model import elbo
 from ladder_tf.model.mixture import GaussianMixtureEM
 from ladder_tf.model.priors.gmm import GMMPrior
 from ladder_tf.model.priors.vamp import VampPrior
-from ladder_tf.workflows.training import build_model, make_checkpoint
+from ladder_tf.workflows import reporter
+from ladder_tf.workflows.build import build_model, make_checkpoint
 
 tfd = tfp.distributions
 D_Z, K, S = 4, 3, 8
@@ -86,7 +87,7 @@ def test_cross_entropy_finite_and_differentiable(name):
     mean, std = posterior()
     with tf.GradientTape() as tape:
         tape.watch([mean, std])
-        value = p.elbo_cross_entropy(mean, mean, std, tf.constant([1, 2]))
+        value = p.prior_terms(mean, mean, std, tf.constant([1, 2])).elbo_term
     g_mean, g_std = tape.gradient(value, [mean, std])
     assert value.shape == (6,) and np.all(np.isfinite(value))
     for g in (g_mean, g_std):
@@ -121,7 +122,7 @@ def test_gmm_starts_as_unit_gaussians_with_jitter():
     # The MC cross-entropy converges to the closed form E_q[log N(z; 0, 1.01 I)].
     _, big = make("gmm", n_MC_samples=20000)
     mean, std = posterior()
-    mc = big.elbo_cross_entropy(mean, mean, std, tf.constant([3, 4]))
+    mc = big.prior_terms(mean, mean, std, tf.constant([3, 4])).elbo_term
     closed = (-0.5 * D_Z * np.log(2 * np.pi * 1.01)
               - 0.5 * np.sum(mean.numpy() ** 2 + std.numpy() ** 2, axis=1) / 1.01)
     np.testing.assert_allclose(mc, closed, atol=0.08)
@@ -182,7 +183,7 @@ def test_gmm_samples_without_the_loss_jitter(gmm):
 
 
 def test_gmm_artifacts(gmm, tmp_path):
-    (path,) = gmm.write_artifacts(str(tmp_path), 4)
+    path = reporter.write_mixture(str(tmp_path), 4, gmm.mixture_arrays(4))
     assert path == os.path.join(str(tmp_path), "mixture", "mixture_e004.npz")
     with np.load(path) as npz:
         np.testing.assert_allclose(npz["w_full"], gmm.mixture.weights.numpy())
@@ -194,9 +195,16 @@ def test_gmm_artifacts(gmm, tmp_path):
 def test_gmm_density_figure_for_2d_codes(tmp_path):
     _, p = make("gmm", code_size=2)
     z = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
-    paths = p.figures(str(tmp_path), 1, z, np.arange(40) % 10)
-    assert len(paths) == 1 and os.path.getsize(paths[0]) > 1000
-    assert make("gmm")[1].figures(str(tmp_path), 1, z, None) == []
+    (fig,) = p.figure_data(z)
+    fitted = p.mixture.distribution(jitter=False)  # drawn without the loss's jitter
+    grid = np.random.default_rng(1).normal(size=(5, 2)).astype(np.float32)
+    np.testing.assert_allclose(fig.log_prob(grid), fitted.log_prob(grid), rtol=1e-6)
+    np.testing.assert_array_equal(fig.points, z)
+    np.testing.assert_array_equal(fig.covariances, p.mixture.covariances.numpy())
+    path = reporter.draw_prior_figure(str(tmp_path), 1, fig, np.arange(40) % 10)
+    assert path == os.path.join(str(tmp_path), "figures", "gmm_density_e001.png")
+    assert os.path.getsize(path) > 1000
+    assert make("gmm")[1].figure_data(np.zeros((40, D_Z), np.float32)) == []
 
 
 # -- VampPrior -----------------------------------------------------------------------------
@@ -218,14 +226,14 @@ def test_vamp_pretraining_schedule(vamp):
     _, p = vamp
     mean, std = posterior(4)
     p.begin_epoch(1)  # sg_pretraining = 1: the standard normal in the data ELBO
-    np.testing.assert_allclose(p.elbo_cross_entropy(mean, mean, std, tf.constant([0, 0])),
+    np.testing.assert_allclose(p.prior_terms(mean, mean, std, tf.constant([0, 0])).elbo_term,
                                elbo.standard_normal_cross_entropy(mean, std), rtol=1e-6)
     p.begin_epoch(2)
-    np.testing.assert_allclose(p.elbo_cross_entropy(mean, mean, std, tf.constant([0, 0])),
+    np.testing.assert_allclose(p.prior_terms(mean, mean, std, tf.constant([0, 0])).elbo_term,
                                p.objective(mean, mean, std, tf.constant([0, 0]))[0], rtol=1e-6)
 
 
-def test_vamp_train_step_moves_only_pseudo_inputs_uphill():
+def test_vamp_own_step_moves_only_pseudo_inputs_uphill():
     vae, p = make("vampprior", learning_rate_prior=1e-4)
     p.begin_epoch(2)
     mean, std = posterior(5)
@@ -246,7 +254,7 @@ def test_vamp_prior_term_depends_on_the_encoder(vamp):
     p.begin_epoch(2)
     mean, std = posterior(6)
     with tf.GradientTape() as tape:
-        value = tf.reduce_mean(p.elbo_cross_entropy(mean, mean, std, tf.constant([1, 1])))
+        value = tf.reduce_mean(p.prior_terms(mean, mean, std, tf.constant([1, 1])).elbo_term)
     grads = tape.gradient(value, vae.encoder.trainable_variables)
     assert any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
     assert all(np.all(np.isfinite(g)) for g in grads if g is not None)
@@ -261,7 +269,9 @@ def test_vamp_is_not_tracking_the_vae(vamp):
 
 def test_vamp_figure(vamp, tmp_path):
     _, p = vamp
-    (path,) = p.figures(str(tmp_path), 2, np.zeros((4, D_Z)), np.arange(4))
+    (fig,) = p.figure_data(np.zeros((4, D_Z)))
+    np.testing.assert_array_equal(fig.images, p.pseudo_inputs.numpy())  # K = 3 < the 100 shown
+    path = reporter.draw_prior_figure(str(tmp_path), 2, fig, np.arange(4))
     assert path.endswith("pseudo_inputs_e002.png") and os.path.getsize(path) > 100
 
 

@@ -40,10 +40,10 @@ def prepared_trainer(tmp_path, mode):
     """A LaDDer trainer past pre-training with a fitted mixture; SGD(1) on the prior's groups."""
     trainer = training.Trainer(from_dict({**TINY, "block_update": mode}), synthetic_data(),
                                str(tmp_path), show_progress=False)
-    trainer._restore()
+    trainer.restore()
     trainer.prior.begin_epoch(1)
     trainer.prior.end_of_epoch(trainer.sample_training_z, 1)
-    trainer._begin_epoch(2)
+    trainer.begin_epoch(2)
     for group in trainer.prior._groups:
         group.optimizer = keras.optimizers.SGD(1.0)
         build_optimizer(group.optimizer, group.variables())

@@ -9,6 +9,7 @@ from PIL import Image
 from ladder_tf.data import (DataNotFoundError, balanced_test_batch, eval_batches, load_dataset,
                             train_batches, warn_skipped_files)
 from ladder_tf.data import celeba
+from synthetic import write_synthetic_folder
 
 N_JPEG = 36  # plus 2 exact PNGs, 1 non-image and 1 truncated JPEG
 
@@ -16,7 +17,7 @@ N_JPEG = 36  # plus 2 exact PNGs, 1 non-image and 1 truncated JPEG
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("img_align_celeba")
-    celeba.write_synthetic_folder(str(root), N_JPEG, sizes=((218, 178), (100, 80), (64, 96)))
+    write_synthetic_folder(str(root), N_JPEG, sizes=((218, 178), (100, 80), (64, 96)))
     rng = np.random.default_rng(1)
     exact = {"square.png": rng.integers(0, 256, (128, 128, 3), dtype=np.uint8),  # resize = identity
              "wide.png": rng.integers(0, 256, (128, 200, 3), dtype=np.uint8)}    # centre crop = identity

@@ -127,15 +127,15 @@ def test_two_training_steps_per_prior(prior, tmp_path):
     x = rng.integers(0, 256, (16, 128, 128, 3), dtype=np.uint8)
     data = ImageData(x, np.zeros(16, np.int64), x[:10], np.zeros(10, np.int64), "synthetic")
     trainer = training.Trainer(cfg, data, str(tmp_path), show_progress=False)
-    trainer._restore()
-    trainer._begin_epoch(2)  # past pre-training: the prior's own term is in the ELBO, its step runs
+    trainer.restore()
+    trainer.begin_epoch(2)  # past pre-training: the prior's own term is in the ELBO, its step runs
     # eager: tracing the 128x128 graph costs ~5 s per prior on 2 cores; the compiled step is
     # covered by tests/test_distributed.py (mirrored LaDDer epoch, two-worker CelebA run)
-    trainer._train_step = trainer.block_step
+    trainer.train_step = trainer.block_step
     vae_before = [v.numpy() for v in trainer.vae.network_variables]
     prior_before = [v.numpy() for v in trainer.prior.trainable_variables]
-    outs = [trainer._train_step(batch, tf.constant([0, i], tf.int64))
-            for i, batch in enumerate(trainer._epoch_batches(2, 0, 2))]
+    outs = [trainer.train_step(batch, tf.constant([0, i], tf.int64))
+            for i, batch in enumerate(training.epoch_batches(data.x_train, cfg, None, 2, 0, 2))]
     assert len(outs) == 2
     for out in outs:
         assert bool(out["finite"])

@@ -1,4 +1,5 @@
 """Config loading: original key names, aliases, legacy keys, clear errors, CLI exit codes."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -34,6 +35,12 @@ def test_original_config_loads_with_warnings_and_aliases(tmp_path):
         cfg = config_lib.load(write(tmp_path, ORIGINAL_FASHION))
     assert cfg.prior == "ladder" and cfg.code_size == 16 and cfg.representation_size == 2
     assert cfg.learning_rate_ae == 3e-4 and cfg.sigma_floor is True
+    assert cfg.max_to_keep == 1  # a key of both the original and this package: applied
+
+
+def test_legacy_keys_are_not_config_keys():
+    """A legacy key is ignored with a warning; one that is also a Config field is applied."""
+    assert not set(config_lib.LEGACY_KEYS) & {f.name for f in dataclasses.fields(config_lib.Config)}
 
 
 @pytest.mark.parametrize("alias,canonical", [("standard_gaussian", "normal"), ("GMM", "gmm"),

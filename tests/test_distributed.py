@@ -15,8 +15,8 @@ import pytest
 
 from ladder_tf import distributed
 from ladder_tf.data import epoch_order
-from ladder_tf.data.celeba import write_synthetic_folder
 from ladder_tf.io_utils import read_jsonl
+from synthetic import write_synthetic_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
@@ -55,8 +55,8 @@ MIRRORED_SCRIPT = textwrap.dedent('''
         head = tr.vae.encoder.get_layer("q_z").std_layer
         head.kernel.assign(tf.zeros_like(head.kernel))
         head.bias.assign(-tf.ones_like(head.bias))
-        tr._restore()
-        tr._begin_epoch(1)
+        tr.restore()
+        tr.begin_epoch(1)
         return tr
 
     for opt in ("sgd", "adam", "adam_fused"):
@@ -64,13 +64,13 @@ MIRRORED_SCRIPT = textwrap.dedent('''
         before = [v.numpy() for v in single.vae.trainable_variables]
         out["same_init"] = all(np.array_equal(a.numpy(), b.numpy()) for a, b in
                                zip(single.vae.variables, mirrored.vae.variables))
-        global_batch = next(iter(single._epoch_batches(1, 0, 1)))
-        shares = next(iter(mirrored._epoch_batches(1, 0, 1)))
+        global_batch = next(iter(training.epoch_batches(data.x_train, single.cfg, None, 1, 0, 1)))
+        shares = next(iter(training.epoch_batches(data.x_train, mirrored.cfg, strategy, 1, 0, 1)))
         local = [t.numpy() for t in strategy.experimental_local_results(shares)]
         out["split_ok"] = [a.shape[0] for a in local] == [8, 8] and np.array_equal(
             np.concatenate(local), global_batch.numpy())
         seed = tf.constant([3, 0], tf.int64)
-        a, b = single._train_step(global_batch, seed), mirrored._train_step(shares, seed)
+        a, b = single.train_step(global_batch, seed), mirrored.train_step(shares, seed)
         out[opt + "_elbo"] = [float(a["elbo"]), float(b["elbo"])]
         rel = []
         for b0, va, vb in zip(before, single.vae.trainable_variables, mirrored.vae.trainable_variables):

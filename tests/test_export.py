@@ -12,12 +12,13 @@ import scipy.stats
 import tensorflow as tf
 
 from ladder_tf import config as config_lib
+from ladder_tf.commands import export as export_cmd
 from ladder_tf.workflows import export
 from ladder_tf.config import from_dict
 from ladder_tf.model.interpolation import path_space_from_model, path_space_from_saved_model
 from ladder_tf.workflows.runs import Run, load_run
 from ladder_tf.workflows.saved_model import SavedModelRun, is_saved_model, load_saved_model
-from ladder_tf.workflows.training import build_model, make_checkpoint
+from ladder_tf.workflows.build import build_model, make_checkpoint
 
 PRIORS = ("normal", "gmm", "vampprior", "hierarchical", "ladder")
 TINY = {"exp_name": "mnist_digit", "num_hidden_units": 64, "batch_size": 8, "n_mixtures": 3,
@@ -91,7 +92,7 @@ def exported(tmp_path_factory):
         config_lib.save(cfg, os.path.join(run_dir, "config.json"))
         ckpt = make_checkpoint(vae, p).save(os.path.join(run_dir, "checkpoints", "ckpt"))
         if prior == "ladder":  # through the CLI, default --out
-            assert export.main([run_dir]) == 0
+            assert export_cmd.main([run_dir]) == 0
         else:
             export.export_run(vae, p, cfg, os.path.join(run_dir, "saved_model"), checkpoint=ckpt)
         inputs[f"z_{prior}"] = rng.normal(size=(6, cfg.code_size)).astype(np.float32)
@@ -228,7 +229,7 @@ def test_restored_run_exports_the_same_model(exported, tmp_path):
     _, models, _ = exported
     run = models["gmm"]
     out = str(tmp_path / "elsewhere")
-    assert export.main([run.run_dir, "--out", out]) == 0
+    assert export_cmd.main([run.run_dir, "--out", out]) == 0
     restored = load_run(run.run_dir)
     np.testing.assert_allclose(load_saved_model(out).generate(4, 2).numpy(),
                                restored.generate(4, 2).numpy(), atol=1e-5)
@@ -242,12 +243,12 @@ def test_serving_layout_and_saved_model_cli(exported, tmp_path, capsys):
     _, models, inputs = exported
     run, base = models["normal"], str(tmp_path / "models" / "normal")
     for _ in range(2):
-        assert export.main([run.run_dir, "--out", base, "--model-version", "next"]) == 0
+        assert export_cmd.main([run.run_dir, "--out", base, "--model-version", "next"]) == 0
     assert sorted(os.listdir(base)) == ["1", "2"]
     for bad in (["--out", base, "--model-version", "2"], ["--out", base, "--model-version", "0"],
                 ["--model-version", "next"]):
         with pytest.raises(SystemExit) as exc:
-            export.main([run.run_dir, *bad])
+            export_cmd.main([run.run_dir, *bad])
         assert exc.value.code == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(e.startswith("error: ") for e in errors), errors

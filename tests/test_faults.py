@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from ladder_tf.commands import export as export_cmd
 from ladder_tf.workflows import checkpoints, export, training
 from ladder_tf import locks
 from ladder_tf.config import ConfigError, from_dict
@@ -137,10 +138,10 @@ def test_no_readable_checkpoint_is_one_error_and_nothing_changes(run, capsys):
         evaluate.main([run, "--features", "classifier", "--no-download"])
     assert "no readable checkpoint" in one_error_line(capsys, exc)
     with pytest.raises(SystemExit) as exc:
-        export.main([run])
+        export_cmd.main([run])
     assert "ckpt-3" in one_error_line(capsys, exc)
     with pytest.raises(SystemExit) as exc:
-        export.main([run, "--checkpoint", ckpt(run, "ckpt-99")])
+        export_cmd.main([run, "--checkpoint", ckpt(run, "ckpt-99")])
     assert "ckpt-99 cannot be used" in one_error_line(capsys, exc)
     assert snapshot(run) == before
 
@@ -186,7 +187,7 @@ def test_cli_refuses_a_changed_config_in_one_line(run, tmp_path, capsys):
 # -- locks --------------------------------------------------------------------------------
 def test_second_training_into_a_run_directory_is_refused(run):
     trainer = training.Trainer(from_dict({**TINY, "num_epochs": 2}), DATA, run, show_progress=False)
-    step, seen = trainer._train_step, []
+    step, seen = trainer.train_step, []
 
     def step_then_intrude(*args):
         if not seen:
@@ -195,7 +196,7 @@ def test_second_training_into_a_run_directory_is_refused(run):
             seen.append(str(err.value))
         return step(*args)
 
-    trainer._train_step = step_then_intrude
+    trainer.train_step = step_then_intrude
     rows = trainer.fit()
     assert f"pid {os.getpid()} on {socket.gethostname()}" in seen[0] and "training" in seen[0]
     assert [r["epoch"] for r in rows] == [1, 2]  # not 1, 1, 2, 2

@@ -16,7 +16,7 @@ from ladder_tf.data import ImageData
 from ladder_tf.model.interpolation import (LOSS_KEYS, SLPSettings, path_loss_terms, path_space,
                                      shortest_likely_path, straight_path, summarise_path, with_ends)
 from ladder_tf.workflows.runs import Run
-from ladder_tf.workflows.training import build_model
+from ladder_tf.workflows.build import build_model
 
 tfd = tfp.distributions
 START, END = np.float32([-2.0, 0.0]), np.float32([2.0, 0.0])

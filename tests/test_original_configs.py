@@ -39,7 +39,7 @@ def load(name, *overrides):
 def test_config_values_are_the_originals(name):
     cfg = load(name)
     for key, value in ORIGINAL[name].items():
-        if key in config_lib.LEGACY_KEYS and key != "max_to_keep":
+        if key in config_lib.LEGACY_KEYS:
             continue  # TF1 plumbing, not a setting of this package
         expected = config_lib.PRIOR_ALIASES.get(value, value) if key == "prior" else value
         assert getattr(cfg, key) == expected, key

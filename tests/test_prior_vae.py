@@ -172,17 +172,18 @@ def test_inner_sigma_is_absolute_and_clipped_only_when_trained():
 def test_data_step_and_prior_step_touch_only_their_own_blocks(tmp_path, prior_name):
     cfg = tiny(prior=prior_name, sg_pretraining=1)
     trainer = training.Trainer(cfg, synthetic_data(), str(tmp_path), show_progress=False)
-    trainer._restore()
+    trainer.restore()
     prior, vae = trainer.prior, trainer.vae
     prior.begin_epoch(1)
     prior.end_of_epoch(trainer.sample_training_z, 1)  # a fitted, non-trivial hyper prior
-    trainer._begin_epoch(2)  # past pre-training: the data ELBO uses L'
+    trainer.begin_epoch(2)  # past pre-training: the data ELBO uses L'
     x = tf.constant(synthetic_data().x_train[:16], tf.float32) / 255.0
     seed = tf.constant([0, 5], tf.int64)
 
     # the data ELBO's prior term is L'(z) of the sampled z, differentiable in the encoder
     with tf.GradientTape() as tape:
-        terms, z, mean, std = vae.elbo_terms(x, prior, tf.constant([1, 2]), training=True)
+        out = vae.elbo_terms(x, prior, tf.constant([1, 2]), training=True)
+        terms, z, mean, std = out.terms, out.z, out.mean, out.std
     _, prior_seed = tf.unstack(tf.random.experimental.stateless_split(tf.constant([1, 2]), 2))
     np.testing.assert_allclose(terms["cross_entropy"], prior.objective(z, mean, std, prior_seed)[0],
                                rtol=1e-5, atol=1e-4)
@@ -197,7 +198,8 @@ def test_data_step_and_prior_step_touch_only_their_own_blocks(tmp_path, prior_na
         prior.pretraining.assign(pretraining)
         _, _, data_grads, prior_grads = trainer.block_step.fused_gradients(x, tf.constant([1, 2]))
         with tf.GradientTape(persistent=True) as tape:
-            terms, z, mean, std = vae.elbo_terms(x, prior, tf.constant([1, 2]), training=True)
+            out = vae.elbo_terms(x, prior, tf.constant([1, 2]), training=True)
+            terms, z, mean, std = out.terms, out.z, out.mean, out.std
             data_loss = -tf.reduce_mean(terms["elbo"])
             held = [tf.stop_gradient(t) for t in (z, mean, std)]
             prior_loss = -tf.reduce_mean(prior.objective(*held, prior_seed)[0])
@@ -210,13 +212,14 @@ def test_data_step_and_prior_step_touch_only_their_own_blocks(tmp_path, prior_na
         assert any(np.any(g.numpy() != 0) for g in flat)
     prior.pretraining.assign(False)
     before_prior, before_vae = values(mixture_variables(prior)), values(vae_vars)
-    trainer._train_step(x, seed)
+    trainer.train_step(x, seed)
     assert not any(changed(before_prior, mixture_variables(prior)))  # xi moves only at refits
     assert all(changed(before_vae, vae_vars))
 
     # prior step alone: alpha, beta and inner sigma move; the data VAE and xi do not
     before_prior, before_vae = values(prior_vars), values(vae_vars)
-    _, z, mean, std = vae.elbo_terms(x, prior, tf.constant([3, 4]))
+    out = vae.elbo_terms(x, prior, tf.constant([3, 4]))
+    mean, std = out.mean, out.std
     prior.inner_sigma.assign(0.08)  # inside [lb, ub]: the clip passes its gradient
     finite = tf.function(prior.own_step)(mean, std, tf.constant([5, 6]))
     assert bool(finite)

@@ -11,20 +11,18 @@ import shutil
 
 import pytest
 
-from ladder_tf.commands import common as cli
 from ladder_tf import commands
-from ladder_tf.commands import reproduce
-from ladder_tf.workflows import export, interpolate
-from ladder_tf.commands import evaluate
+from ladder_tf.commands import evaluate, export, reproduce
+from ladder_tf.workflows import interpolate
 from ladder_tf.commands import train as train_cmd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = {"train_mnist.py": "train", "train_celeba.py": "train-celeba", "evaluate.py": "evaluate",
            "reproduce.py": "reproduce"}
 PARSERS = {
-    "train": lambda: cli.training_parser(train_cmd.MNIST_HELP, ["mnist_digit", "mnist_fashion"]),
-    "train-celeba": lambda: cli.add_distribution_flags(
-        cli.training_parser(train_cmd.CELEBA_HELP, ["celeba"], cache_dir=True)),
+    "train": lambda: train_cmd.training_parser(train_cmd.MNIST_HELP, ["mnist_digit", "mnist_fashion"]),
+    "train-celeba": lambda: train_cmd.add_distribution_flags(
+        train_cmd.training_parser(train_cmd.CELEBA_HELP, ["celeba"], cache_dir=True)),
     "evaluate": evaluate.parser, "reproduce": reproduce.build_parser, "export": export.build_parser,
     "interpolate": interpolate.parser,
 }
@@ -73,8 +71,8 @@ def quickstart_command() -> list[str]:
 def written_by(name: str, args, produced: list[str]) -> list[str]:
     """The run directories and SavedModels that command ``name`` writes."""
     if name in ("train", "train-celeba"):
-        cfg = cli.config_from_args(args, "celeba" if name == "train-celeba" else "mnist_fashion")
-        run = args.out_dir or cli.default_run_dir(cfg)
+        cfg = train_cmd.config_from_args(args, "celeba" if name == "train-celeba" else "mnist_fashion")
+        run = args.out_dir or train_cmd.default_run_dir(cfg)
         return [run] + ([] if args.no_export else [os.path.join(run, "saved_model")])
     if name == "reproduce":
         table1, table2 = reproduce.build_specs(args)

@@ -104,7 +104,7 @@ def test_an_interrupted_fit_is_recorded_as_such(tmp_path, monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "_train_step", interrupted)
+    monkeypatch.setattr(trainer, "train_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     [session] = json.loads((tmp_path / "run_record.json").read_text())["sessions"]

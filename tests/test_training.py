@@ -36,7 +36,7 @@ def test_run_directory_contents_and_resume_equivalence(tmp_path):
         pass
 
     interrupted = training.Trainer(cfg, data, str(tmp_path / "cut"), show_progress=False)
-    original_step = interrupted._train_step
+    original_step = interrupted.train_step
     calls = {"n": 0}
 
     def crashing_step(*args):
@@ -45,7 +45,7 @@ def test_run_directory_contents_and_resume_equivalence(tmp_path):
             raise Crash()
         return original_step(*args)
 
-    interrupted._train_step = crashing_step
+    interrupted.train_step = crashing_step
     with pytest.raises(Crash):
         interrupted.fit()
     assert [r["epoch"] for r in read_jsonl(tmp_path / "cut" / "metrics.jsonl")] == [1]

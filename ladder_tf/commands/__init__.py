@@ -33,7 +33,7 @@ COMMANDS: dict[str, Command] = {
                         "FID (the paper's Table 1 layout) and log-likelihood of trained runs"),
     "reproduce": Command("ladder_tf.commands.reproduce:main",
                          "train every prior x seed on one data set and tabulate the results"),
-    "export": Command("ladder_tf.workflows.export:main", "export a trained run as a TensorFlow SavedModel"),
+    "export": Command("ladder_tf.commands.export:main", "export a trained run as a TensorFlow SavedModel"),
     "interpolate": Command("ladder_tf.workflows.interpolate:main",
                            "shortest path and shortest likely path between two test images"),
     "sample": Command("ladder_tf.workflows.sample:main",

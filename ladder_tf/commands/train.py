@@ -1,9 +1,15 @@
 """`ladder train` (MNIST digits, Fashion-MNIST) and `ladder train-celeba`: argument checks,
-data loading and one clear line for every failure; the loop itself is ladder_tf.workflows.training."""
+data loading and one clear line for every failure; training and export: ladder_tf.workflows.train."""
 from __future__ import annotations
 
-from ladder_tf.commands.common import (ConfigError, add_distribution_flags, config_from_args, default_run_dir,
-                           error_text, fail, quiet_tensorflow, train_and_report, training_parser)
+import argparse
+import os
+from typing import Sequence
+
+from ladder_tf import config as config_lib
+from ladder_tf.commands.common import (ConfigError, add_data_flags, add_run_length_flags, error_text, fail,
+                                       new_parser, quiet_tensorflow)
+from ladder_tf.config import SAFE_ON_RESUME, Config, config_path
 
 MNIST_HELP = """Train a VAE with any prior on MNIST digits or Fashion-MNIST.
 
@@ -18,6 +24,95 @@ CELEBA_HELP = """Train a VAE with any prior on CelebA 128x128, on one device or 
     TF_CONFIG='{"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}}' \\
         ladder train-celeba ... --strategy multiworker                 # one command per machine
 """
+
+
+def training_parser(description: str, datasets: Sequence[str],
+                    cache_dir: bool = False) -> argparse.ArgumentParser:
+    """The flags every training command shares, grouped as --help shows them; ``cache_dir``
+    adds --cache-dir (CelebA's preprocessed copy)."""
+    p = new_parser(description)
+    what = p.add_argument_group("model and config")
+    what.add_argument("--config", metavar="PATH", help="JSON config (the original's key names), or the "
+                      "name of a shipped one (mnist_fashion, mnist_digit, mnist_digit_2d, celeba); "
+                      "default: the shipped <dataset>")
+    what.add_argument("--dataset", choices=list(datasets), help="data set (sets exp_name); "
+                      f"default: the config's exp_name, or {datasets[-1]} without --config")
+    what.add_argument("--prior", metavar="NAME", help="prior: normal, gmm, vampprior, hierarchical, ladder "
+                      "(or the original's standard_gaussian, GMM, vampPrior, ours)")
+    what.add_argument("--seed", metavar="N", type=int, help="random seed (config seed)")
+    what.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")
+    add_run_length_flags(p)
+    data = add_data_flags(p)
+    if cache_dir:
+        data.add_argument("--cache-dir", metavar="DIR", help="keep a one-time preprocessed copy of the images "
+                          "here (about 10 GB for all of CelebA) and reuse it in later runs")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out-dir", metavar="DIR", help="run directory; default experiments/<exp_name>/<prior>; "
+                     "re-running with the same directory resumes")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bar: one line per epoch only (for batch jobs)")
+    out.add_argument("--no-export", action="store_true",
+                     help="do not write RUN_DIR/saved_model at the end of training")
+    out.add_argument("--allow-config-change", action="store_true",
+                     help="resume a run directory even when keys other than "
+                     f"{', '.join(SAFE_ON_RESUME)} differ from its config.json (each change is "
+                     "recorded in config_changes.jsonl)")
+    return p
+
+
+def add_distribution_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--strategy and --mixed-precision (train-celeba), in their own --help group."""
+    g = p.add_argument_group("devices")
+    g.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
+                   help="tf.distribute strategy: one device; MirroredStrategy over the local GPUs; "
+                   "MultiWorkerMirroredStrategy over the machines named in TF_CONFIG")
+    g.add_argument("--mixed-precision", nargs="?", const="bfloat16", choices=["float16", "bfloat16"],
+                   help="compute the image networks in 16-bit floats (config mixed_precision); "
+                   "alone: bfloat16, which needs no loss scaling")
+    return p
+
+
+def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
+    """The effective config: file, then --set overrides, then the dedicated flags."""
+    dataset = args.dataset
+    path = config_path(args.config or dataset or default_dataset)
+    cfg = config_lib.load(path, args.set, exp_name=dataset, prior=args.prior,
+                          num_epochs=args.epochs, seed=args.seed,
+                          steps_per_epoch=args.steps_per_epoch, train_size=args.train_size,
+                          mixed_precision=getattr(args, "mixed_precision", None))
+    return cfg
+
+
+def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
+                     strategy=None, chief: bool = True) -> int:
+    """Train (and export) for a CLI: one clear message and an exit status for every failure."""
+    # imported here, not at the top: `ladder train --help` answers without loading TensorFlow
+    from ladder_tf.locks import RunLockedError
+    from ladder_tf.workflows.train import train
+    from ladder_tf.workflows.training import TrainingDivergedError
+
+    try:
+        rows = train(cfg, data, run_dir, show_progress=not args.no_progress, strategy=strategy,
+                     export=not args.no_export, allow_config_change=args.allow_config_change)
+    except (ConfigError, RunLockedError) as err:
+        fail(str(err))
+    except OSError as err:  # unreadable checkpoints, permissions, a full disk
+        fail(error_text(err))
+    except TrainingDivergedError as err:
+        fail(str(err), status=1)
+    except KeyboardInterrupt:
+        fail("interrupted; re-run the same command to resume from the last checkpoint", status=130)
+    if rows and chief:
+        last = rows[-1]
+        print(f"done: epoch {last['epoch']}, test -ELBO {-last['test_elbo']:.2f} nats/image, "
+              f"outputs in {run_dir}")
+    return 0
+
+
+def default_run_dir(cfg: Config) -> str:
+    """experiments/<exp_name>/<prior>, where a run without --out-dir goes."""
+    return os.path.join("experiments", cfg.exp_name, cfg.prior)
 
 
 def load_or_fail(dataset: str, data_dir: str | None, **kwargs):

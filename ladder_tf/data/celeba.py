@@ -337,24 +337,3 @@ def load_celeba(data_dir: str | None = None, cfg=None, cache_dir: str | None = N
     train, test = split_indices(len(store.paths), test_size)
     return ImageData(ImageFiles(store, train), np.zeros(len(train), np.int64),
                      ImageFiles(store, test), np.zeros(len(test), np.int64), source)
-
-
-def write_synthetic_folder(folder: str, n: int, sizes: tuple[tuple[int, int], ...] = ((218, 178),),
-                           seed: int = 0, quality: int = 90) -> list[str]:
-    """Write ``n`` smooth random JPEGs (cycling through ``sizes`` (H, W)) for tests/benchmarks.
-
-    Low-frequency colour fields plus mild noise, so file sizes and decoding cost resemble
-    CelebA's aligned JPEGs (about 10 KB at 218x178) rather than incompressible noise.
-    """
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        h, w = sizes[i % len(sizes)]
-        coarse = tf.constant(rng.uniform(0, 255, (6, 5, 3)), tf.float32)
-        image = tf.image.resize(coarse[None], [h, w], method="bicubic")[0]
-        image += tf.constant(rng.normal(0, 6, (h, w, 3)), tf.float32)
-        encoded = tf.io.encode_jpeg(tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8), quality=quality)
-        paths.append(os.path.join(folder, f"{i:06d}.jpg"))
-        tf.io.write_file(paths[-1], encoded)
-    return paths

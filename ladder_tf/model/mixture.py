@@ -102,8 +102,6 @@ class _Mixture(tf.Module):
             self._proj_shift = var([k * d], "proj_shift")
             self._log_coef = var([k], "log_coef")
             self.fitted = tf.Variable(False, trainable=False, name="fitted")
-            self.final_lower_bound = tf.Variable(-np.inf, trainable=False, dtype=fit_dtype,
-                                                 name="lower_bound")
             self._state = self._state_type(*(var(s, f"post_{n}", fit_dtype) for n, s in
                                              cavi.state_shapes(self._kind, k, d).items()))
         ft = fit_dtype
@@ -161,7 +159,6 @@ class _Mixture(tf.Module):
         for variable, value in zip(self._state, best["state"]):
             variable.assign(value)
         self.fitted.assign(True)
-        self.final_lower_bound.assign(best["lower_bound"])
         self._publish_graph(*self._public_from_state(best["state"]))
         history = best["history"].numpy()
         return FitResult(n_iter=int(best["n_iter"]), converged=bool(best["converged"]),
@@ -191,7 +188,6 @@ class _Mixture(tf.Module):
         """
         k, d, dt = self.n_components, self.dim, self.fit_dtype
         self.fitted.assign(False)
-        self.final_lower_bound.assign(-np.inf)
         self._publish_graph(tf.fill([k], tf.constant(1.0 / k, dt)), tf.zeros([k, d], dt),
                             tf.eye(d, batch_shape=[k], dtype=dt))
 
@@ -216,8 +212,8 @@ class _Mixture(tf.Module):
         ...)``. While a draw's quadratic-form features, dim (dim + 3) / 2 numbers, are
         fewer than its K * dim component deviations (dim < 2K - 3: LaDDer's t, not a
         CelebA-sized z), it is computed as a quadratic form in the draws
-        (``ops.expected_log_prob_mc``), several times faster forward and backward;
-        otherwise by the direct evaluation. Differentiable in mean and std.
+        (``ops.expected_log_prob_mc``), which forms no (S, B, K, dim) tensor forward or
+        backward; otherwise by the direct evaluation. Differentiable in mean and std.
         """
         k, d = self.n_components, self.dim
         if d + 3 >= 2 * k:

@@ -279,9 +279,8 @@ def expected_log_prob_mc(mean: tf.Tensor, std: tf.Tensor, eps: tf.Tensor, means:
     (c_ij = 1 on the diagonal, 2 off it). The draws enter only through the constant
     features [eps_i, eps_i eps_j] (B, d + d(d+1)/2, S), so one batched matrix product
     gives all K x S quadratic forms and the backward pass never touches the (S, B, K, d)
-    deviations the direct evaluation forms (about 2.4 times faster at S = 100, K = 50, d = 16:
-    ``benchmarks/mixture_cross_entropy.py``). Every term is centred on mean_b, so float32 keeps the direct evaluation's
-    accuracy.
+    deviations the direct evaluation forms (its speed: ``benchmarks/mixture_cross_entropy.py``).
+    Every term is centred on mean_b, so float32 keeps the direct evaluation's accuracy.
     """
     d = means.shape[-1]
     i, j = np.triu_indices(d)

@@ -1,11 +1,39 @@
 """The data VAE: encoder q(z|x), decoder mean of p(x|z), learned Laplace scale sigma."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow as tf
 
 from ladder_tf.model import elbo
 from ladder_tf.config import Config
 from ladder_tf.model.networks import build_networks
+
+
+class ElboTerms(NamedTuple):
+    """One batch's ELBO and what the training step needs besides it (B: the batch size).
+
+    ``terms`` maps name -> (B,): ``reconstruction`` -(1/sigma) sum|x - mu|, ``sigma_term``
+    -D log(2 sigma), ``entropy`` H[q(z|x)], ``cross_entropy`` the prior term and ``elbo``
+    their sum. ``sigma``: the effective (floored) Laplace scale, a scalar. ``prior_own`` (B,):
+    the prior's own objective term of the opt-in fused step (``Prior.prior_terms``).
+    ``prior_metrics``: the prior's scalar metrics. ``z`` (B, d_z): the draw from q(z|x),
+    whose mean and standard deviation are ``mean`` and ``std`` (B, d_z).
+    """
+
+    terms: dict[str, tf.Tensor]
+    sigma: tf.Tensor
+    prior_own: tf.Tensor
+    prior_metrics: dict[str, tf.Tensor]
+    z: tf.Tensor
+    mean: tf.Tensor
+    std: tf.Tensor
+
+    def batch_means(self) -> dict[str, tf.Tensor]:
+        """Scalars a training step reports: the batch means of ``terms``, ``sigma`` and the
+        prior's metrics."""
+        scalars = {**self.terms, "sigma": self.sigma, **self.prior_metrics}
+        return {k: tf.reduce_mean(v) for k, v in scalars.items()}
 
 
 class VAE(tf.Module):
@@ -52,24 +80,15 @@ class VAE(tf.Module):
         }
         return terms, sigma
 
-    def elbo_terms(self, x: tf.Tensor, prior, seed: tf.Tensor,
-                   training: bool = False) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The per-example ELBO terms of a batch (one z sample per image).
-
-        Returns (terms, z, mean, std); terms maps name -> (B,) tensor: ``reconstruction``
-        -(1/sigma) sum|x - mu|, ``sigma_term`` -D log(2 sigma), ``entropy`` H[q(z|x)],
-        ``cross_entropy`` the prior term, ``elbo`` their sum; ``sigma`` (scalar), the
-        effective (floored) scale; ``prior_own`` (B,), the prior's own objective term of
-        the opt-in fused step (see Prior.prior_terms); and the prior's scalar metrics.
-        """
+    def elbo_terms(self, x: tf.Tensor, prior, seed: tf.Tensor, training: bool = False) -> ElboTerms:
+        """The per-example ELBO terms of a batch x (B, H, W, C), one z sample per image drawn
+        with the stateless ``seed`` (2,); the prior's part comes from ``prior.prior_terms``."""
         z_seed, prior_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         mean, std = self.encode(x, training=training)
         z = elbo.reparameterise(mean, std, z_seed)
         terms, sigma = self.likelihood_terms(x, z, training)
         terms["entropy"] = elbo.gaussian_entropy(std)
-        terms["cross_entropy"], own, prior_metrics = prior.prior_terms(z, mean, std, prior_seed)
+        prior_part = prior.prior_terms(z, mean, std, prior_seed)
+        terms["cross_entropy"] = prior_part.elbo_term
         terms["elbo"] = tf.add_n(list(terms.values()))
-        terms["sigma"] = sigma
-        terms["prior_own"] = own
-        terms.update(prior_metrics)
-        return terms, z, mean, std
+        return ElboTerms(terms, sigma, prior_part.own_term, prior_part.metrics, z, mean, std)

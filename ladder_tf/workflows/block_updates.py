@@ -30,7 +30,7 @@ import tensorflow as tf
 from ladder_tf import distributed
 from ladder_tf.model import elbo
 from ladder_tf.config import Config
-from ladder_tf.model.vae import VAE
+from ladder_tf.model.vae import VAE, ElboTerms
 from ladder_tf.model.optim import all_finite, apply_if
 from ladder_tf.model.priors.base import Prior
 
@@ -79,9 +79,8 @@ class BlockStep:
         nets, sig = self.data_variables()
         data_seed, sigma_seed, prior_seed = block_seeds(seed)
         with tf.GradientTape() as tape:
-            terms, _, _, _ = self.vae.elbo_terms(x, self.prior, data_seed, training=True)
-            terms.pop("prior_own")
-            loss = tf.nn.compute_average_loss(-terms["elbo"])  # scaled to the global batch
+            out = self.vae.elbo_terms(x, self.prior, data_seed, training=True)
+            loss = tf.nn.compute_average_loss(-out.terms["elbo"])  # scaled to the global batch
         grads = tape.gradient(loss, nets)
         data_ok = all_finite(loss, *grads)
         apply_if(data_ok, self.opt_vae, grads, nets)
@@ -98,7 +97,7 @@ class BlockStep:
             sigma_ok = data_ok & all_finite(sigma_loss, *sigma_grads)
             apply_if(sigma_ok, self.opt_sigma, sigma_grads, sig)
         prior_ok = sigma_ok & self._prior_block(mean, std, prior_seed, sigma_ok)
-        return self._metrics(terms, data_ok, sigma_ok, prior_ok)
+        return self._metrics(out, data_ok, sigma_ok, prior_ok)
 
     def _prior_block(self, mean: tf.Tensor, std: tf.Tensor, seed: tf.Tensor,
                      condition: tf.Tensor) -> tf.Tensor:
@@ -121,39 +120,38 @@ class BlockStep:
         sequential step, the prior's gradient is taken at the old encoder with the data
         block's z.
 
-        Returns (terms, (loss, prior_loss), data_grads, prior_grads per optimiser group).
+        Returns (the ElboTerms, (loss, prior_loss), data_grads, prior_grads per optimiser group).
         """
         nets, sig = self.data_variables()
         prior_groups = self.prior.variable_groups()
         prior_vars = [v for vs in prior_groups for v in vs]
         with tf.GradientTape() as tape:
-            terms, _, _, _ = self.vae.elbo_terms(x, self.prior, seed, training=True)
-            own = terms.pop("prior_own")
-            loss = tf.nn.compute_average_loss(-terms["elbo"])
-            prior_loss = tf.nn.compute_average_loss(-own)
+            out = self.vae.elbo_terms(x, self.prior, seed, training=True)
+            loss = tf.nn.compute_average_loss(-out.terms["elbo"])
+            prior_loss = tf.nn.compute_average_loss(-out.prior_own)
             total = loss + prior_loss
         grads = tape.gradient(total, nets + sig + prior_vars)
         data_grads, rest, grouped = grads[:len(nets) + len(sig)], grads[len(nets) + len(sig):], []
         for vs in prior_groups:
             grouped.append(rest[:len(vs)])
             rest = rest[len(vs):]
-        return terms, (loss, prior_loss), data_grads, grouped
+        return out, (loss, prior_loss), data_grads, grouped
 
     def fused(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         nets, sig = self.data_variables()
-        terms, losses, data_grads, prior_grads = self.fused_gradients(x, seed)
+        out, losses, data_grads, prior_grads = self.fused_gradients(x, seed)
         finite = all_finite(*losses, *data_grads, *[g for gs in prior_grads for g in gs])
         apply_if(finite, self.opt_vae, data_grads[:len(nets)], nets)
         apply_if(finite, self.opt_sigma, data_grads[len(nets):], sig)
         self.prior.apply_gradients(prior_grads, finite)
-        return self._metrics(terms, finite, finite, finite)
+        return self._metrics(out, finite, finite, finite)
 
     @staticmethod
-    def _metrics(terms: dict[str, tf.Tensor], *flags: tf.Tensor) -> dict[str, tf.Tensor]:
-        out = {k: tf.reduce_mean(v) for k, v in terms.items()}
-        out.update(zip(FLAG_KEYS, flags))
-        out["finite"] = flags[-1]
-        return out
+    def _metrics(out: ElboTerms, *flags: tf.Tensor) -> dict[str, tf.Tensor]:
+        metrics = out.batch_means()
+        metrics.update(zip(FLAG_KEYS, flags))
+        metrics["finite"] = flags[-1]
+        return metrics
 
 
 def failed_block(flags: dict[str, bool]) -> str:

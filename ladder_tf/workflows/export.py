@@ -1,7 +1,5 @@
-"""Export a trained model as a self-contained TensorFlow SavedModel.
-
-    ladder export RUN_DIR [--out DIR] [--checkpoint PATH]
-    ladder export RUN_DIR --out models/ladder --model-version next   # TensorFlow Serving layout
+"""Export a trained model as a self-contained TensorFlow SavedModel (``ladder export``, whose
+arguments ladder_tf.commands.export reads; training exports at its end, ladder_tf.workflows.train).
 
 The SavedModel needs neither this package nor its config to be used::
 
@@ -24,11 +22,11 @@ Signatures (float32 images (B, H, W, C) in [0, 1]; int32 scalars n and seed):
 
 Assets: ``assets/config.json`` (the effective config) and ``assets/export_info.json``.
 
-The model is saved into a temporary directory beside ``--out`` and renamed into place, so an
+The model is saved into a temporary directory beside its destination and renamed into place, so an
 interrupted export never leaves a half-written model where a good one was. Temporary
 folders carry their process id and host; the next export removes those whose process is
-gone (a ``kill -9`` in mid-export leaves them behind). With ``--model-version`` the model
-goes to ``OUT/<version>/``, the numbered layout TensorFlow Serving watches
+gone (a ``kill -9`` in mid-export leaves them behind). ``serving_version_dir`` gives
+``OUT/<version>/``, the numbered layout TensorFlow Serving watches
 (``--model_base_path=OUT``); ``next`` is one above the highest existing one.
 
 Every prior's ``sample(n, seed)`` (and a prior VAE's ``log_prob_t``) is graph-safe: it traces
@@ -36,7 +34,6 @@ with tensor n and seed, so the exported ``sample`` draws what ``Run.generate`` d
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -50,13 +47,13 @@ import tensorflow as tf
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
 from ladder_tf.locks import owned_by_dead_process
+from ladder_tf.workflows.runs import load_run
 
 
 CONFIG_ASSET = "config.json"
 INFO_ASSET = "export_info.json"
 FORMAT_VERSION = 1
 SERVING_DEFAULT = "encode"  # the signature `serving_default` repeats
-EXPORT_HELP = __doc__.split("\n\nThe SavedModel needs")[0]
 TEMP_PREFIXES = (".tmp-saved_model-", ".old-saved_model-", ".tmp-export-assets-")
 _TEMP_OWNER = re.compile(r"^(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+$")
 
@@ -200,7 +197,7 @@ def _replace_dir(tmp: str, out_dir: str) -> None:
 def export_run(vae, prior, cfg: Config, out_dir: str, checkpoint: str | None = None) -> str:
     """Write the SavedModel of (vae, prior) to ``out_dir`` atomically; returns ``out_dir``.
 
-    Called by the Trainer at the end of ``fit`` and by the ``export`` CLI on a restored run.
+    Called after training (ladder_tf.workflows.train) and by ``export_checkpoint``.
     """
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
@@ -227,9 +224,9 @@ def export_run(vae, prior, cfg: Config, out_dir: str, checkpoint: str | None = N
 
 
 def export_checkpoint(run_dir: str, out_dir: str | None = None, checkpoint: str | None = None) -> str:
-    """Restore ``run_dir``'s latest (or the given) checkpoint and export it."""
-    from ladder_tf.workflows.runs import load_run
-
+    """Restore ``run_dir``'s latest (or the given) checkpoint and export it; returns the
+    SavedModel's path (default ``run_dir/saved_model``). Raises RunNotFoundError (no run, no
+    readable checkpoint), ConfigError (a damaged config.json) and OSError."""
     run = load_run(run_dir, checkpoint)
     return export_run(run.vae, run.prior, run.config, out_dir or os.path.join(run_dir, "saved_model"),
                       checkpoint=run.checkpoint)
@@ -251,49 +248,3 @@ def serving_version_dir(base: str, version: str) -> str:
     if os.path.lexists(path):
         raise ValueError(f"{path} exists already; choose another --model-version (or 'next')")
     return path
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``ladder export`` arguments."""
-    from ladder_tf.commands.common import new_parser
-
-    p = new_parser(EXPORT_HELP)
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (config.json + checkpoints/)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: RUN_DIR/saved_model); "
-                   "with --model-version, the base directory that holds the numbered versions")
-    p.add_argument("--model-version", metavar="N|next",
-                   help="write OUT/N/, TensorFlow Serving's layout; 'next': one above the highest "
-                   "existing version (1 for the first)")
-    p.add_argument("--checkpoint", metavar="PREFIX",
-                   help="checkpoint prefix (default: the latest of RUN_DIR)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ladder_tf.commands.common import error_text, fail, quiet_tensorflow
-
-    args = build_parser().parse_args(argv)
-    out = args.out
-    if args.model_version is not None:
-        if not out:
-            fail("--model-version needs --out (the directory TensorFlow Serving watches)")
-        try:
-            out = serving_version_dir(out, args.model_version)
-        except ValueError as err:
-            fail(str(err))
-    quiet_tensorflow(args.verbose)
-    try:
-        path = export_checkpoint(args.run_dir, out, args.checkpoint)
-    except OSError as err:  # RunNotFoundError (no run, no readable checkpoint), permissions
-        fail(error_text(err))
-    except config_lib.ConfigError as err:  # a damaged config.json
-        fail(str(err))
-    with open(os.path.join(path, "assets", INFO_ASSET), encoding="utf-8") as fh:
-        info = json.load(fh)
-    print(f"exported {info['prior']} ({info['checkpoint']}) to {path}: signatures "
-          f"{', '.join(info['signatures'])}; serving_default = {info['serving_default']}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

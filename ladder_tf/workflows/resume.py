@@ -14,15 +14,13 @@ import warnings
 from typing import Any
 
 from ladder_tf import config as config_lib
-from ladder_tf.config import Config, ConfigError
+from ladder_tf.config import SAFE_ON_RESUME, Config, ConfigError
 from ladder_tf.io_utils import read_jsonl, write_jsonl
 
 CONFIG_FILE = "config.json"
 CHANGES_FILE = "config_changes.jsonl"
 METRICS_FILE = "metrics.jsonl"
 SUPERSEDED_FILE = "metrics.superseded.jsonl"
-# Keys that change neither the model nor the data order of the steps already taken.
-SAFE_ON_RESUME = ("num_epochs", "checkpoint_every_steps", "max_to_keep")
 ALLOW_FLAG = "--allow-config-change"
 
 Changes = dict[str, tuple[Any, Any]]

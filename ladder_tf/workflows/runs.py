@@ -10,6 +10,8 @@ from ladder_tf import config as config_lib
 from ladder_tf.config import Config
 from ladder_tf.model.vae import VAE
 from ladder_tf.model.priors.base import Prior
+from ladder_tf.workflows import checkpoints
+from ladder_tf.workflows.build import build_model, make_checkpoint
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -47,9 +49,6 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> Run:
     raises RunNotFoundError when there is no config, no readable checkpoint, or the
     checkpoint does not fit the recorded config.
     """
-    from ladder_tf.workflows import checkpoints
-    from ladder_tf.workflows.training import build_model, make_checkpoint
-
     cfg_path = os.path.join(run_dir, "config.json")
     if not os.path.exists(cfg_path):
         raise RunNotFoundError(f"{run_dir} is not a run directory: it has no config.json")

@@ -1,9 +1,12 @@
-"""The one training loop: data-VAE step, prior step, end-of-epoch refit, outputs, checkpoints.
+"""The one training loop: data-VAE step, prior step, end-of-epoch refit, checkpoints.
 
 The loop knows only the Prior interface (ladder_tf.model.priors.base); it never asks which prior
 it is training. Everything it writes goes to one run directory:
 
     config.json  metrics.jsonl  run_record.json  checkpoints/  tensorboard/  figures/  (prior artifacts)
+
+(the per-epoch outputs: ladder_tf.workflows.reporter). Exporting the trained model is the
+caller's step after ``fit`` (ladder_tf.workflows.train).
 """
 from __future__ import annotations
 
@@ -13,21 +16,17 @@ from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
 from tqdm.auto import tqdm
 
-from ladder_tf.workflows import checkpoints, resume
-from ladder_tf import distributed, figures, locks
-from ladder_tf.workflows.block_updates import FLAG_KEYS, BlockStep, failed_block
+from ladder_tf import distributed, locks
 from ladder_tf.config import Config, ConfigError
 from ladder_tf.data import (ImageData, balanced_test_batch, eval_batches, train_batches,
                             warn_skipped_files)
-from ladder_tf.io_utils import read_jsonl, write_jsonl
-from ladder_tf.model.vae import VAE
 from ladder_tf.model.optim import all_finite, build_optimizer, exponential_lr, make_adam
-from ladder_tf.model.priors import build_prior
-from ladder_tf.model.priors.base import Prior
-from ladder_tf.workflows.run_log import RunLog
+from ladder_tf.workflows import checkpoints, resume
+from ladder_tf.workflows.block_updates import FLAG_KEYS, BlockStep, failed_block
+from ladder_tf.workflows.build import build_model, make_checkpoint
+from ladder_tf.workflows.reporter import Reporter
 
 EVAL_BATCH = 500
 MAX_TRAIN_METRICS = 64  # length of the checkpointed running sums of an epoch's step metrics
@@ -37,17 +36,6 @@ STEP_RESTART_SCHEDULE = ((25, 0.5), (50, 0.2), (75, 0.1))  # (last epoch before,
 
 class TrainingDivergedError(RuntimeError):
     """A non-finite loss or gradient: the step was not applied and training stopped."""
-
-
-def build_model(cfg: Config) -> tuple[VAE, Prior]:
-    """The data VAE and its prior, with every variable created (so checkpoints restore).
-
-    Initial weights depend only on ``cfg.seed`` (Python, NumPy and TF global seeds are set).
-    """
-    keras.utils.set_random_seed(cfg.seed)
-    vae = VAE(cfg)
-    prior = build_prior(cfg, vae)
-    return vae, prior
 
 
 def ae_learning_rate(cfg: Config, epoch: int) -> float:
@@ -67,9 +55,26 @@ def ae_learning_rate(cfg: Config, epoch: int) -> float:
     return exponential_lr(cfg.learning_rate_ae * factor, cfg.lr_decay_ae, epoch - start + 1)
 
 
-def make_checkpoint(vae: VAE, prior: Prior, **extra: Any) -> tf.train.Checkpoint:
-    """The checkpoint layout shared by training, export and evaluation."""
-    return tf.train.Checkpoint(vae=vae, prior=prior, **extra)
+def epoch_batches(x_train, cfg: Config, strategy: tf.distribute.Strategy, epoch: int, skip: int,
+                  n: int) -> Iterable:
+    """``n`` training batches of ``epoch`` after the first ``skip`` (global batches of
+    ``cfg.batch_size`` images of ``x_train``).
+
+    With a strategy other than the default, each input pipeline builds only its replicas'
+    shares of every global batch (replica r gets rows r*b .. (r+1)*b - 1, b the per-replica
+    batch), as a distributed dataset.
+    """
+    if distributed.is_default(strategy):
+        return train_batches(x_train, cfg.batch_size, cfg.seed, epoch, skip).take(n)
+    replicas = strategy.num_replicas_in_sync
+
+    def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = replicas // ctx.num_input_pipelines
+        return train_batches(x_train, cfg.batch_size, cfg.seed, epoch, skip,
+                             replicas=replicas, pipeline=ctx.input_pipeline_id,
+                             pipelines=ctx.num_input_pipelines).take(n * local)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 class Trainer:
@@ -80,15 +85,16 @@ class Trainer:
     tf.distribute strategy (None: one device); variables and optimiser state are created
     in its scope, each step runs per replica on its share of the global batch, and only
     the chief writes ``run_dir`` (see ladder_tf.distributed). ``allow_config_change``: resume
-    even when keys outside ``resume.SAFE_ON_RESUME`` differ from the recorded config.
+    even when keys outside ``config.SAFE_ON_RESUME`` differ from the recorded config.
+
+    ``fit`` runs the whole loop; its parts, for tests and benchmarks: ``restore``,
+    ``begin_epoch``, ``train_step`` (the compiled step, (x, seed) -> metrics) and ``run_epoch``.
     """
 
     def __init__(self, cfg: Config, data: ImageData, run_dir: str, show_progress: bool = True,
-                 strategy: tf.distribute.Strategy | None = None, export_at_end: bool = False,
-                 allow_config_change: bool = False):
+                 strategy: tf.distribute.Strategy | None = None, allow_config_change: bool = False):
         self.cfg, self.data, self.run_dir = cfg, data, run_dir
         self.allow_config_change = allow_config_change
-        self.export_at_end = export_at_end
         self.strategy = strategy or tf.distribute.get_strategy()
         self.distributed = not distributed.is_default(strategy)
         self.is_chief = distributed.is_chief(strategy)
@@ -124,9 +130,9 @@ class Trainer:
         self.steps_per_epoch = min(n_batches, cfg.steps_per_epoch or n_batches)
         self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
         self.eval_batch = EVAL_BATCH if isinstance(data.x_train, np.ndarray) else cfg.batch_size
-        self.metrics_path = os.path.join(self.out_dir, "metrics.jsonl")
-        self.log = RunLog(self.out_dir, cfg, chief=self.is_chief)
-        self._train_step = tf.function(self._distributed_step if self.distributed else self.block_step)
+        self.reporter = Reporter(self.out_dir, cfg, self.test_x, self.test_y, chief=self.is_chief)
+        self.epochs_trained = 0  # by the last ``fit``
+        self.train_step = tf.function(self._distributed_step if self.distributed else self.block_step)
         self._eval_step = tf.function(self._eval_step_impl)
 
     # -- steps ------------------------------------------------------------------------
@@ -136,7 +142,7 @@ class Trainer:
                                                                            args=(x, seed)))
 
     def _eval_step_impl(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        terms, _, _, _ = self.vae.elbo_terms(x, self.prior, seed, training=False)
+        terms = self.vae.elbo_terms(x, self.prior, seed, training=False).terms
         return {k: tf.reduce_sum(terms[k]) for k in TERM_KEYS}
 
     # -- helpers ----------------------------------------------------------------------
@@ -163,14 +169,16 @@ class Trainer:
                 sums[k] += float(v)
         return {f"test_{k}": v / max(n, 1) for k, v in sums.items()}
 
-    def _begin_epoch(self, epoch: int) -> None:
+    def begin_epoch(self, epoch: int) -> None:
+        """Set the learning rates and the prior's schedules of ``epoch`` (from 1)."""
         cfg = self.cfg
         self.opt_vae.learning_rate = ae_learning_rate(cfg, epoch)
         self.opt_sigma.learning_rate = exponential_lr(cfg.learning_rate_sigma, cfg.lr_decay_sigma, epoch)
         self.prior.begin_epoch(epoch)
 
-    def _restore(self) -> None:
-        """Resume from the newest readable checkpoint (the chief's), if there is one.
+    def restore(self) -> None:
+        """Create the optimisers' state, then resume from the newest readable checkpoint (the
+        chief's), if there is one.
 
         Unreadable newer checkpoints are skipped with a warning and never deleted; metrics
         rows of epochs after the restored one move to metrics.superseded.jsonl.
@@ -216,6 +224,7 @@ class Trainer:
 
         The chief holds the run directory's lock throughout (ladder_tf.locks); the config is
         compared with the recorded one before anything is written (ladder_tf.workflows.resume).
+        ``epochs_trained`` then counts the epochs this call trained (0: the run was complete).
         """
         with locks.run_lock(self.out_dir, "training", enabled=self.is_chief):
             return self._fit()
@@ -223,62 +232,73 @@ class Trainer:
     def _fit(self) -> list[dict[str, Any]]:
         cfg = self.cfg
         changes = resume.check_config(self.run_dir, cfg, self.allow_config_change)
-        self._restore()
+        self.restore()
         resume.record_config(self.out_dir, cfg, changes, int(self.step))
-        figures.save_image_grid(self.test_x, os.path.join(self.out_dir, "figures", "ground_truth.png"))
         start = int(self.epochs_done) + 1
-        self.log.start(start)
-        status = "failed"
+        self.reporter.start(start)
+        self.epochs_trained, status = 0, "failed"
         try:
             for epoch in range(start, cfg.num_epochs + 1):
-                self._run_epoch(epoch)
-            saved_model = os.path.join(self.out_dir, "saved_model")
-            if self.export_at_end and self.is_chief and (start <= cfg.num_epochs or not os.path.isdir(saved_model)):
-                from ladder_tf.workflows.export import export_run
-
-                export_run(self.vae, self.prior, cfg, saved_model, checkpoint=self.manager.latest_checkpoint)
+                self.run_epoch(epoch)
+                self.epochs_trained += 1
             status = "finished"
-            return read_jsonl(self.metrics_path)
+            return self.reporter.rows()
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
-            self.log.finish(status, int(self.epochs_done))
+            self.reporter.finish(status, int(self.epochs_done))
             if not self.is_chief:
                 distributed.remove_scratch_dir(self.out_dir)
 
-    def _epoch_batches(self, epoch: int, skip: int, n: int) -> Iterable:
-        """``n`` training batches of ``epoch`` after the first ``skip`` (global batches).
-
-        With a strategy, each input pipeline builds only its replicas' shares of every
-        global batch (replica r gets rows r*b .. (r+1)*b - 1, b the per-replica batch).
-        """
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Train ``epoch`` (the rest of it after a resume), refit the prior, evaluate, write
+        the epoch's outputs and checkpoint; returns its metrics row."""
         cfg = self.cfg
-        if not self.distributed:
-            return train_batches(self.data.x_train, cfg.batch_size, cfg.seed, epoch, skip).take(n)
-        replicas = self.strategy.num_replicas_in_sync
+        self.begin_epoch(epoch)
+        t0 = time.perf_counter()
+        train_means, n_new = self._train_steps(epoch)
+        train_seconds = time.perf_counter() - t0
+        row: dict[str, Any] = {"epoch": epoch, "step": int(self.step)}
+        row.update({f"train_{k}": v for k, v in train_means.items()})
+        refit_t0 = time.perf_counter()
+        row.update(self.prior.end_of_epoch(self.sample_training_z, epoch))
+        if self.distributed:  # every worker refits; all take the chief's result
+            distributed.broadcast_from_chief(self.strategy, [v for v in self.prior.variables
+                                                             if not v.trainable])
+        row["refit_seconds"] = time.perf_counter() - refit_t0
+        if self.is_chief:
+            warn_skipped_files(self.data, epoch)
+        row.update(self.evaluate(epoch))
+        row.update({"sigma": float(tf.abs(self.vae.sigma)), "lr_ae": ae_learning_rate(cfg, epoch),
+                    "seconds_training": train_seconds, "epoch_seconds": time.perf_counter() - t0,
+                    "images_per_second": n_new * cfg.batch_size / max(train_seconds, 1e-9)})
+        bad = sorted(k for k, v in row.items() if isinstance(v, float) and not np.isfinite(v))
+        if bad:
+            raise TrainingDivergedError(
+                f"epoch {epoch} ended with non-finite {', '.join(bad)}; its outputs and checkpoint "
+                f"were not written ({self._last_checkpoint_text()}). Lower the learning rates or "
+                "check the data.")
+        self.reporter.epoch(row, self.vae, self.prior)
+        self.epochs_done.assign(epoch)
+        self._store_sums({}, 0)
+        self.save_checkpoint()
+        return row
 
-        def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
-            local = replicas // ctx.num_input_pipelines
-            return train_batches(self.data.x_train, cfg.batch_size, cfg.seed, epoch, skip,
-                                 replicas=replicas, pipeline=ctx.input_pipeline_id,
-                                 pipelines=ctx.num_input_pipelines).take(n * local)
-
-        return self.strategy.distribute_datasets_from_function(dataset_fn)
-
-    def _run_epoch(self, epoch: int) -> None:
+    def _train_steps(self, epoch: int) -> tuple[dict[str, float], int]:
+        """The training steps of ``epoch`` not yet taken, checkpointing every
+        ``checkpoint_every_steps``; (the epoch's mean step metrics, steps taken now)."""
         cfg, spe = self.cfg, self.steps_per_epoch
-        self._begin_epoch(epoch)
         done_in_epoch = int(self.step) - (epoch - 1) * spe  # checked on restore (resume)
         sums: dict[str, float] = {}
         in_sums = int(self.epoch_sum_steps) if done_in_epoch else 0  # steps already summed
-        t0 = time.perf_counter()
-        batches = self._epoch_batches(epoch, done_in_epoch, spe - done_in_epoch)
+        batches = epoch_batches(self.data.x_train, cfg, self.strategy if self.distributed else None,
+                                epoch, done_in_epoch, spe - done_in_epoch)
         bar = tqdm(total=spe, initial=done_in_epoch, desc=f"epoch {epoch}/{cfg.num_epochs}",
                    disable=not self.show_progress, mininterval=1.0, dynamic_ncols=True)
         n_new = 0
         for x in batches:
-            out = self._train_step(x, tf.stack([tf.constant(cfg.seed, tf.int64), self.step.read_value()]))
+            out = self.train_step(x, tf.stack([tf.constant(cfg.seed, tf.int64), self.step.read_value()]))
             flags = {k: bool(out.pop(k)) for k in (*FLAG_KEYS, "finite")}
             if not flags["finite"]:
                 bar.close()
@@ -302,31 +322,7 @@ class Trainer:
                 self._store_sums(sums, in_sums)
                 self.save_checkpoint()
         bar.close()
-        train_seconds = time.perf_counter() - t0
-        row: dict[str, Any] = {"epoch": epoch, "step": int(self.step)}
-        row.update({f"train_{k}": v / max(in_sums, 1) for k, v in sums.items()})
-        refit_t0 = time.perf_counter()
-        row.update(self.prior.end_of_epoch(self.sample_training_z, epoch))
-        if self.distributed:  # every worker refits; all take the chief's result
-            distributed.broadcast_from_chief(self.strategy, [v for v in self.prior.variables
-                                                             if not v.trainable])
-        row["refit_seconds"] = time.perf_counter() - refit_t0
-        if self.is_chief:
-            warn_skipped_files(self.data, epoch)
-        row.update(self.evaluate(epoch))
-        row.update({"sigma": float(tf.abs(self.vae.sigma)), "lr_ae": ae_learning_rate(cfg, epoch),
-                    "seconds_training": train_seconds, "epoch_seconds": time.perf_counter() - t0,
-                    "images_per_second": n_new * cfg.batch_size / max(train_seconds, 1e-9)})
-        bad = sorted(k for k, v in row.items() if isinstance(v, float) and not np.isfinite(v))
-        if bad:
-            raise TrainingDivergedError(
-                f"epoch {epoch} ended with non-finite {', '.join(bad)}; its outputs and checkpoint "
-                f"were not written ({self._last_checkpoint_text()}). Lower the learning rates or "
-                "check the data.")
-        self._epoch_outputs(epoch, row)
-        self.epochs_done.assign(epoch)
-        self._store_sums({}, 0)
-        self.save_checkpoint()
+        return {k: v / max(in_sums, 1) for k, v in sums.items()}, n_new
 
     def _restored_sums(self, keys: list[str], steps: int) -> dict[str, float]:
         """The epoch's running sums for ``keys`` (sorted): the checkpointed ones after a resume."""
@@ -341,18 +337,3 @@ class Trainer:
         values[:len(sums)] = [sums[k] for k in sorted(sums)]
         self.epoch_sums.assign(values)
         self.epoch_sum_steps.assign(steps)
-
-    def _epoch_outputs(self, epoch: int, row: dict[str, Any]) -> None:
-        """Figures, TensorBoard and the metrics line of one finished epoch."""
-        fig_dir = os.path.join(self.out_dir, "figures")
-        recon = self.vae.reconstruct(tf.constant(self.test_x)).numpy()
-        samples = self.vae.decode(self.prior.sample(100, seed=epoch)).numpy()
-        figures.save_image_grid(recon, figures.figure_path(self.out_dir, "reconstructions", epoch))
-        figures.save_image_grid(samples, figures.figure_path(self.out_dir, "samples", epoch), ncols=10)
-        z_mean = self.vae.encode(tf.constant(self.test_x))[0].numpy()
-        self.prior.figures(fig_dir, epoch, z_mean, self.test_y)
-        self.prior.write_artifacts(self.out_dir, epoch)
-        rows = read_jsonl(self.metrics_path) + [row]
-        write_jsonl(self.metrics_path, rows)
-        figures.plot_loss_curves(rows, os.path.join(fig_dir, "losses.png"))
-        self.log.epoch(row, recon, samples)

@@ -23,10 +23,4 @@ REGISTRY = {
 def build_prior(cfg: Config, vae) -> Prior:
     """Instantiate the prior named by ``cfg.prior`` (canonical name)."""
     module_name, class_name = REGISTRY[cfg.prior]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name == module_name:
-            raise NotImplementedError(f"prior '{cfg.prior}' is not available in this version") from None
-        raise
-    return getattr(module, class_name)(cfg, vae)
+    return getattr(importlib.import_module(module_name), class_name)(cfg, vae)

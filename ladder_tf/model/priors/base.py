@@ -14,13 +14,14 @@ The training loop only ever calls these methods, so adding a prior never touches
 - ``end_of_epoch(sample_z, epoch)``: refits (mixture CAVI / EM), given a function that
   draws z for n training images;
 - ``sample(n, seed)``: z for generation; ``log_prob(z)`` where it exists;
-- ``figures(...)`` and ``write_artifacts(...)``: optional per-epoch outputs;
+- ``figure_data(z_mean)`` and ``mixture_arrays(epoch)``: what the optional per-epoch
+  outputs show (the workflow layer draws and writes them, ladder_tf.workflows.reporter);
 - the prior is a ``tf.Module``: checkpointing it saves its variables and optimisers.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +30,7 @@ import tf_keras as keras
 from ladder_tf.model import elbo
 from ladder_tf.config import Config
 from ladder_tf.model.optim import all_finite, apply_if, build_optimizer, exponential_lr, make_adam
+
 
 def seed_pair(seed: int | tf.Tensor) -> tf.Tensor:
     """An int (or int scalar tensor) seed -> the stateless pair [seed, 0] every sample uses.
@@ -48,6 +50,51 @@ def fit_sample_count(requested: int, batch_size: int) -> int:
     (2,048 for 2,000 at batch 256, 20,224 for 20,000), and this reproduces that count.
     """
     return (requested // batch_size + 1) * batch_size
+
+
+class PriorTerms(NamedTuple):
+    """One evaluation of a prior's objective for both blocks of a step (B: the batch size).
+
+    ``elbo_term`` (B,): the prior term of the data ELBO. ``own_term`` (B,): what the prior's
+    own variables additionally ascend (zeros where the ELBO term already trains them).
+    ``metrics``: scalar metrics, ``prior_objective`` among them.
+    """
+
+    elbo_term: tf.Tensor
+    own_term: tf.Tensor
+    metrics: dict[str, tf.Tensor]
+
+
+@dataclass(frozen=True)
+class DensityFigure:
+    """A 2-D density with embedded points and its mixture's components, for one figure
+    (``ladder_tf.figures.plot_density_2d`` draws it as ``figures/<name>_eNNN.png``).
+
+    ``log_prob``: numpy (M, 2) float32 -> (M,) log-density. ``points`` (N, 2): the test
+    images' embeddings. ``means`` (K, 2), ``covariances`` (K, 2, 2), ``weights`` (K,): the
+    components drawn as ellipses. ``title``: the figure's title before ", epoch N".
+    """
+
+    name: str
+    title: str
+    log_prob: Callable[[np.ndarray], np.ndarray]
+    points: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass(frozen=True)
+class ImageGridFigure:
+    """Images (N, H, W, C), values clipped to [0, 1] when drawn, shown as one grid of
+    ``ncols`` columns in ``figures/<name>_eNNN.png``."""
+
+    name: str
+    images: np.ndarray
+    ncols: int
+
+
+PriorFigure = DensityFigure | ImageGridFigure
 
 
 @dataclass
@@ -125,7 +172,7 @@ class Prior(tf.Module):
         raise NotImplementedError
 
     def prior_terms(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
-                    seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+                    seed: tf.Tensor) -> PriorTerms:
         """One evaluation of ``objective`` for both updates: (elbo_term, own_term, metrics).
 
         elbo_term (B,): the prior term of the data ELBO (N(0, I) cross-entropy while
@@ -136,7 +183,8 @@ class Prior(tf.Module):
         """
         if not self.uses_pretraining:
             value, metrics = self.objective(z, mean, std, seed)
-            return value, tf.zeros_like(value), {**metrics, "prior_objective": tf.reduce_mean(value)}
+            return PriorTerms(value, tf.zeros_like(value),
+                              {**metrics, "prior_objective": tf.reduce_mean(value)})
         pre = self.pretraining
         inputs = (z, mean, std)
         if self.trains_while_pretraining:
@@ -147,12 +195,7 @@ class Prior(tf.Module):
         elbo_term = tf.where(pre, elbo.standard_normal_cross_entropy(mean, std), value)
         own = tf.where(pre, value, tf.zeros_like(value)) if self.trains_while_pretraining \
             else tf.zeros_like(value)
-        return elbo_term, own, metrics
-
-    def elbo_cross_entropy(self, z: tf.Tensor, mean: tf.Tensor, std: tf.Tensor,
-                           seed: tf.Tensor) -> tf.Tensor:
-        """The prior term of the data ELBO, (B,): standard normal while pre-training."""
-        return self.prior_terms(z, mean, std, seed)[0]
+        return PriorTerms(elbo_term, own, metrics)
 
     def variable_groups(self) -> list[list[tf.Variable]]:
         """The variables of each optimiser group, in registration order."""
@@ -210,10 +253,12 @@ class Prior(tf.Module):
         """log p(z) (B,), for priors with a tractable density."""
         raise NotImplementedError(f"{type(self).__name__} has no tractable log-density")
 
-    def figures(self, fig_dir: str, epoch: int, z_mean: np.ndarray, labels: np.ndarray) -> list[str]:
-        """Prior-specific figures of the test embeddings; returns the written paths."""
+    def figure_data(self, z_mean: np.ndarray) -> list[PriorFigure]:
+        """What the prior's own per-epoch figures show, given the test images' posterior
+        means z_mean (N, d_z); none by default."""
         return []
 
-    def write_artifacts(self, run_dir: str, epoch: int) -> list[str]:
-        """Prior-specific files (e.g. the fitted mixture .npz); returns the written paths."""
-        return []
+    def mixture_arrays(self, epoch: int) -> dict[str, np.ndarray]:
+        """The fitted mixture's parameters at the end of ``epoch``, saved by the training run
+        as ``mixture/mixture_eNNN.npz``; empty (no file) for priors without a mixture."""
+        return {}

@@ -23,16 +23,13 @@ Monte-Carlo cross-entropy E_q[log p(z)] with ``n_MC_samples`` draws.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
-from ladder_tf import figures
 from ladder_tf.config import Config
-from ladder_tf.io_utils import atomic_path
 from ladder_tf.model.mixture import GaussianMixtureEM
-from ladder_tf.model.priors.base import Prior, SampleZ, fit_sample_count, seed_pair
+from ladder_tf.model.priors.base import (DensityFigure, Prior, PriorFigure, SampleZ, fit_sample_count,
+                                         seed_pair)
 
 
 class GMMPrior(Prior):
@@ -78,21 +75,16 @@ class GMMPrior(Prior):
         """log p(z) (with the covariance jitter, as in the loss); (..., d_z) -> (...)."""
         return self.mixture.log_prob(z)
 
-    def figures(self, fig_dir: str, epoch: int, z_mean: np.ndarray, labels: np.ndarray) -> list[str]:
-        """For d_z = 2: the mixture density, its 2-sigma ellipses and the test embeddings."""
+    def figure_data(self, z_mean: np.ndarray) -> list[PriorFigure]:
+        """For d_z = 2: the mixture density, its components and the test embeddings z_mean."""
         if self.d_z != 2:
             return []
         m = self.mixture
-        path = os.path.join(fig_dir, f"gmm_density_e{epoch:03d}.png")
         fitted = m.distribution(jitter=False)  # drawn without the loss's jitter, as the original
-        return [figures.plot_density_2d(
-            lambda p: fitted.log_prob(tf.constant(p, tf.float32)).numpy(), z_mean, labels, path, means=m.means.numpy(),
-            covariances=m.covariances.numpy(), weights=m.weights.numpy(),
-            title=f"GMM prior, epoch {epoch}")]
+        return [DensityFigure("gmm_density", "GMM prior",
+                              lambda p: fitted.log_prob(tf.constant(p, tf.float32)).numpy(), z_mean,
+                              m.means.numpy(), m.covariances.numpy(), m.weights.numpy())]
 
-    def write_artifacts(self, run_dir: str, epoch: int) -> list[str]:
-        """run_dir/mixture/mixture_e{epoch:03d}.npz (w/m/K, full and active), atomically."""
-        path = os.path.join(run_dir, "mixture", f"mixture_e{epoch:03d}.npz")
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, **self.mixture.to_npz_dict(), covariance_jitter=self.cfg.gmm_covariance_jitter)
-        return [path]
+    def mixture_arrays(self, epoch: int) -> dict[str, np.ndarray]:
+        """The mixture's w/m/K, full and active (``to_npz_dict``), and the loss's jitter."""
+        return {**self.mixture.to_npz_dict(), "covariance_jitter": np.asarray(self.cfg.gmm_covariance_jitter)}

@@ -24,19 +24,18 @@ train the prior VAE (Adam on -L' with the data VAE fixed) from epoch ``sg_pretra
 """
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from ladder_tf.model import elbo
-from ladder_tf import figures
 from ladder_tf.config import Config
-from ladder_tf.io_utils import atomic_path
+from ladder_tf.model import elbo
+from ladder_tf.model.mixture import BayesianGaussianMixture
 from ladder_tf.model.networks.prior_vae import build_prior_decoder, build_prior_encoder
-from ladder_tf.model.priors.base import Prior, SampleZ, fit_sample_count, seed_pair
+from ladder_tf.model.priors.base import (DensityFigure, Prior, PriorFigure, SampleZ, fit_sample_count,
+                                         seed_pair)
 
 tfd = tfp.distributions
 
@@ -50,7 +49,7 @@ HyperPriorView = tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, np.ndarra
 
 
 class PriorVAEPrior(Prior):
-    """Shared prior VAE: networks, inner sigma, L'(z), training groups, 2-D figure.
+    """Shared prior VAE: networks, inner sigma, L'(z), training groups, 2-D figure data.
 
     Subclasses set the hyper prior: ``t_cross_entropy``, ``sample_t`` and ``hyper_prior_view``.
     """
@@ -185,16 +184,14 @@ class PriorVAEPrior(Prior):
         raise NotImplementedError
 
     # -- outputs ----------------------------------------------------------------------
-    def figures(self, fig_dir: str, epoch: int, z_mean: np.ndarray, labels: np.ndarray) -> list[str]:
-        """For d_t = 2: test t means over the hyper prior's density and 2-sigma ellipses."""
+    def figure_data(self, z_mean: np.ndarray) -> list[PriorFigure]:
+        """For d_t = 2: the test images' t means over the hyper prior's density and components."""
         if self.d_t != 2:
             return []
         points = self.embed(tf.constant(z_mean, tf.float32)).numpy()
         log_prob, means, covariances, weights = self.hyper_prior_view()
-        path = os.path.join(fig_dir, f"latent2d_e{epoch:03d}.png")
-        title = f"{self.cfg.prior}: t means of test images over p(t), epoch {epoch}"
-        return [figures.plot_density_2d(log_prob, points, labels, path, means=means,
-                                        covariances=covariances, weights=weights, title=title)]
+        return [DensityFigure("latent2d", f"{self.cfg.prior}: t means of test images over p(t)",
+                              log_prob, points, means, covariances, weights)]
 
 
 class HierarchicalPrior(PriorVAEPrior):
@@ -231,8 +228,6 @@ class LadderPrior(PriorVAEPrior):
 
     def __init__(self, cfg: Config, vae=None, name: str | None = "ladder_prior"):
         super().__init__(cfg, vae, name=name)
-        from ladder_tf.model.mixture import BayesianGaussianMixture
-
         # Both start as N(0, I) (Algorithm 1: "xi <- initialise as unit Gaussian").
         common = dict(weight_concentration_prior=cfg.weight_concentration_prior, seed=cfg.seed)
         self.fast = BayesianGaussianMixture(
@@ -301,12 +296,13 @@ class LadderPrior(PriorVAEPrior):
                 f"{prefix}_lower_bound": float(result.lower_bound),
                 f"{prefix}_active_components": float(active)}
 
-    def write_artifacts(self, run_dir: str, epoch: int) -> list[str]:
-        """``run_dir/mixture/mixture_e{epoch:03d}.npz``: both fits' full and active params.
+    def mixture_arrays(self, epoch: int) -> dict[str, np.ndarray]:
+        """Both fits' full and active parameters.
 
         Unprefixed keys (w_full, m_full, K_full, w_active, m_active, K_active, as the
         original's GM_prior_info.npz) hold the mixture used for samples; ``fast_*`` and
-        ``accurate_*`` each fit (``accurate_*`` only once it exists).
+        ``accurate_*`` each fit (``accurate_*`` only once it exists); also ``epoch`` and
+        ``has_accurate``.
         """
         arrays: dict[str, np.ndarray] = {"epoch": np.asarray(epoch),
                                          "has_accurate": np.asarray(bool(self.has_accurate))}
@@ -314,7 +310,4 @@ class LadderPrior(PriorVAEPrior):
         fits = [("fast", self.fast)] + ([("accurate", self.accurate)] if bool(self.has_accurate) else [])
         for prefix, mixture in fits:
             arrays.update({f"{prefix}_{k}": np.asarray(v) for k, v in mixture.to_npz_dict().items()})
-        path = os.path.join(run_dir, "mixture", f"mixture_e{epoch:03d}.npz")
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, **arrays)
-        return [path]
+        return arrays

@@ -12,16 +12,13 @@ defining coupling. The first ``sg_pretraining`` epochs use the standard normal i
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from ladder_tf.model import elbo
-from ladder_tf import figures
 from ladder_tf.config import Config
-from ladder_tf.model.priors.base import Prior, seed_pair
+from ladder_tf.model import elbo
+from ladder_tf.model.priors.base import ImageGridFigure, Prior, PriorFigure, seed_pair
 
 tfd = tfp.distributions
 
@@ -71,8 +68,6 @@ class VampPrior(Prior):
         """log p(z) for z (..., d_z) -> (...)."""
         return self.distribution().log_prob(z)
 
-    def figures(self, fig_dir: str, epoch: int, z_mean: np.ndarray, labels: np.ndarray) -> list[str]:
-        """The pseudo-inputs themselves (clipped to [0, 1]) as an image grid."""
-        images = self.pseudo_inputs.numpy()[:MAX_PSEUDO_INPUTS_SHOWN]
-        path = os.path.join(fig_dir, f"pseudo_inputs_e{epoch:03d}.png")
-        return [figures.save_image_grid(images, path, ncols=10)]
+    def figure_data(self, z_mean: np.ndarray) -> list[PriorFigure]:
+        """The pseudo-inputs themselves (the first MAX_PSEUDO_INPUTS_SHOWN) as an image grid."""
+        return [ImageGridFigure("pseudo_inputs", self.pseudo_inputs.numpy()[:MAX_PSEUDO_INPUTS_SHOWN], 10)]
