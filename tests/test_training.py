@@ -1,6 +1,7 @@
 """The training loop: outputs, resumption, non-finite guard, and real end-to-end runs."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ladder_tf.workflows import train as train_workflow
 from ladder_tf.workflows import training
 from ladder_tf.config import from_dict
 from ladder_tf.data.mnist import DEBIAN_FASHION_DIR
@@ -115,6 +117,26 @@ def test_loaded_run_reproduces_samples(tmp_path):
     run = load_run(str(tmp_path))
     np.testing.assert_allclose(run.generate(5, seed=3), trainer.vae.decode(trainer.prior.sample(5, 3)),
                                rtol=1e-6)
+
+
+def test_train_exports_after_fit_only_when_something_changed(tmp_path):
+    """The train workflow exports what ``fit`` trained; a finished run is exported again only
+    when its SavedModel is missing."""
+    cfg, data, run = from_dict({**TINY, "num_epochs": 1}), synthetic_data(), str(tmp_path)
+    rows = train_workflow.train(cfg, data, run, show_progress=False)
+    saved = tmp_path / "saved_model"
+    info = json.loads((saved / "assets" / "export_info.json").read_text())
+    assert [r["epoch"] for r in rows] == [1] and info["checkpoint"].endswith("ckpt-6")
+    np.testing.assert_allclose(tf.saved_model.load(str(saved)).signatures["sample"](
+        n=tf.constant(3), seed=tf.constant(2))["images"], load_run(run).generate(3, seed=2), atol=1e-6)
+    stamp = (saved / "saved_model.pb").stat().st_mtime_ns
+    assert train_workflow.train(cfg, data, run, show_progress=False) == rows  # nothing to train
+    assert (saved / "saved_model.pb").stat().st_mtime_ns == stamp
+    shutil.rmtree(saved)
+    train_workflow.train(cfg, data, run, show_progress=False, export=False)
+    assert not saved.exists()
+    train_workflow.train(cfg, data, run, show_progress=False)
+    assert (saved / "saved_model.pb").exists()
 
 
 @pytest.mark.e2e
