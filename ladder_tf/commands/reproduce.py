@@ -14,6 +14,7 @@ import os
 import sys
 
 from ladder_tf import config as config_lib
+from ladder_tf.commands.train import load_or_fail
 from ladder_tf.commands.common import (add_data_flags, add_run_length_flags, config_path, error_text,
                                        fail, new_parser, quiet_tensorflow)
 from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, ConfigError
@@ -129,14 +130,11 @@ def evaluation_settings(args: argparse.Namespace) -> dict[str, EvaluationSetting
 
 
 def load_data(args: argparse.Namespace, cfg):
-    """The training data of ``cfg``; fails (exit 2) when it cannot be found."""
-    from ladder_tf.data import DataNotFoundError, load_dataset
-
-    try:
-        return load_dataset(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
-                            train_size=cfg.train_size)
-    except (DataNotFoundError, ValueError) as err:
-        fail(str(err))
+    """The training data of ``cfg`` (CelebA reads its crop and test size from it); fails
+    (exit 2) when it cannot be found."""
+    celeba = {"cfg": cfg} if cfg.exp_name == "celeba" else {}
+    return load_or_fail(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
+                        train_size=cfg.train_size, **celeba)
 
 
 def say(text: str) -> None:
