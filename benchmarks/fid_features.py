@@ -11,7 +11,7 @@ Sections:
 - ``matmul_4096_float32_gflops``: GFLOP/s of a 4096x4096 float32 matmul (2 * 4096^3 FLOP each), the
   machine's practical peak for dense float32 work in this process.
 - ``fid_inception_fused`` / ``_unfused``: the port (``fid_inception.build_fid_inception``;
-  needs the converted weights: ``python -m ladder_tf.evaluation.fid_weights``), network
+  needs the converted weights: ``ladder fid-weights``), network
   only on 299x299x3 inputs, with fused 1x1 convolutions (the default) and without
   (``--jit``: also with XLA); ``fid_inception_extractor_28x28_grey``: the whole extractor
   (28x28 grey uint8 images -> TTUR preprocessing -> features -> streaming statistics).
@@ -141,7 +141,7 @@ def main() -> int:
            "gpus": len(tf.config.list_physical_devices("GPU"))}
     weights = find_fid_weights(args.fid_weights)
     if weights is None:
-        print("error: no converted FID weights: run `python -m ladder_tf.evaluation.fid_weights`",
+        print("error: no converted FID weights: run `ladder fid-weights`",
               file=sys.stderr)
         return 2
     params = load_params(weights)

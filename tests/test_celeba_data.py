@@ -61,7 +61,7 @@ def test_shapes_range_and_exact_preprocessing(folder):
         assert images.min() >= 0.0 and images.max() <= 1.0 and images.std() > 0.05
         store, names = data.x_train.store, [os.path.basename(p) for p in data.x_train.store.paths]
         everything = celeba.ImageFiles(store, np.arange(len(names)))
-        square = everything[np.array([names.index("square.png")])].to_numpy()[0]
+        square = everything[np.array([names.index("square.png")])].floats()[0]
         np.testing.assert_allclose(square, exact["square.png"] / 255.0, atol=1e-6)
         wide = everything[names.index("wide.png")]
         if crop == "center_square":  # (128, 200) -> columns 36..163, then an identity resize

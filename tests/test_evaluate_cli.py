@@ -163,7 +163,7 @@ def test_fid_inception_needs_converted_weights(tiny_run, tmp_path, monkeypatch, 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("LADDER_FID_WEIGHTS", raising=False)
     line = main_error([tiny_run["run"], "--features", "fid-inception"], capsys)
-    assert "ladder_tf.evaluation.fid_weights" in line and "--fid-weights" in line
+    assert "ladder fid-weights" in line and "--fid-weights" in line
     line = main_error([tiny_run["run"], "--fid-weights", str(tmp_path / "w.npz")], capsys)
     assert "no such file" in line
     assert "--reference-size" in main_error([tiny_run["run"], "--reference-size", "1"], capsys)
@@ -197,8 +197,9 @@ def test_standard_fid_table_and_saved_statistics(tiny_run, capsys):
 def test_sample_cli_writes_uint8_arrays_and_pngs(tiny_run, tmp_path, capsys):
     from PIL import Image
 
-    from ladder_tf.workflows import sample
-    from ladder_tf.evaluation import fid as fid_lib, load_model
+    from ladder_tf.commands import sample
+    from ladder_tf.evaluation import fid as fid_lib
+    from ladder_tf.workflows.trained import load_model
 
     assert sample.main([tiny_run["run"], "--num", "5", "--out", str(tmp_path / "g.npz")]) == 0
     with np.load(tmp_path / "g.npz") as f:

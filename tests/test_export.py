@@ -15,7 +15,8 @@ from ladder_tf import config as config_lib
 from ladder_tf.commands import export as export_cmd
 from ladder_tf.workflows import export
 from ladder_tf.config import from_dict
-from ladder_tf.model.interpolation import path_space_from_model, path_space_from_saved_model
+from ladder_tf.model.interpolation import path_space
+from ladder_tf.model.trained import TrainedModel
 from ladder_tf.workflows.runs import Run, load_run
 from ladder_tf.workflows.saved_model import SavedModelRun, is_saved_model, load_saved_model
 from ladder_tf.workflows.build import build_model, make_checkpoint
@@ -209,12 +210,15 @@ def test_loader_adapter_has_the_run_surface(exported):
     assert is_saved_model(path) and not is_saved_model(run.run_dir)
     sm = load_saved_model(path)
     assert isinstance(sm, SavedModelRun) and sm.name == run.name == "ladder"
-    assert sm.config == run.config and sm.has_t
+    assert sm.config == run.config and sm.has_t_space and run.has_t_space
+    assert isinstance(sm, TrainedModel) and isinstance(run, TrainedModel)  # the one surface
+    assert (sm.has_density, run.has_density, run.density_is_estimate) == (False, True, True)
+    assert sm.sigma is None and float(run.sigma) == float(run.vae.sigma)
     x = inputs["x"]
     np.testing.assert_allclose(sm.reconstruct(x).numpy(), run.reconstruct(tf.constant(x)).numpy(), atol=1e-5)
     np.testing.assert_allclose(sm.generate(7, 3).numpy(), run.generate(7, 3).numpy(), atol=1e-5)
     # the interpolation path space is the same through either door
-    a, b = path_space_from_saved_model(sm), path_space_from_model(run.vae, run.prior)
+    a, b = path_space(sm), path_space(run)
     np.testing.assert_allclose(a.embed(tf.constant(x), 5).numpy(), b.embed(tf.constant(x), 5).numpy(), atol=1e-5)
     grid = tf.constant(inputs["t"].reshape(2, 3, 2))
     np.testing.assert_allclose(a.log_prob(grid).numpy(), b.log_prob(grid).numpy(), rtol=1e-5)

@@ -128,7 +128,7 @@ def test_non_finite_config_values_are_rejected(tmp_path):
     (["--out", "FILE"], "is an existing file"),
 ])
 def test_interpolation_flags_are_checked_before_computing(tmp_path, capsys, extra, message):
-    from ladder_tf.workflows import interpolate
+    from ladder_tf.commands import interpolate
 
     (tmp_path / "FILE").write_text("x")
     argv = ["no-such-model", "--start", "1", "--end", "2", "--out", str(tmp_path / "out")]

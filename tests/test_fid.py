@@ -9,8 +9,9 @@ import tensorflow as tf
 from ladder_tf.data.mnist import DEBIAN_FASHION_DIR
 from ladder_tf.evaluation import classifier as clf_lib
 from ladder_tf.evaluation import features as feat_lib
-from ladder_tf.evaluation.fid import (GaussianStats, StreamingStats, fid, fid_rows, frechet_distance,
-                                      subset_indices, summarise)
+from ladder_tf.data.images import as_images
+from ladder_tf.evaluation.fid import fid, fid_rows, subset_indices, summarise
+from ladder_tf.evaluation.frechet import GaussianStats, StreamingStats, frechet_distance
 
 HAVE_FASHION = os.path.isdir(DEBIAN_FASHION_DIR)
 rng = np.random.default_rng(0)
@@ -204,10 +205,10 @@ def test_classifier_fid_separates_real_from_noise_and_blur(quick_classifier):
     clf, data = quick_classifier
     assert clf.info["test_accuracy"] > 0.6
     ext = feat_lib.ClassifierFeatures(clf, "mnist_fashion")
-    ref = feat_lib.accumulate_stats(ext, feat_lib.array_batches(data.x_train[3000:8000], 500), progress=False)
+    ref = feat_lib.accumulate_stats(ext, as_images(data.x_train[3000:8000]).float_batches(500), progress=False)
 
     def fid_of(images):
-        return fid(feat_lib.accumulate_stats(ext, feat_lib.array_batches(images, 500), progress=False), ref)
+        return fid(feat_lib.accumulate_stats(ext, as_images(images).float_batches(500), progress=False), ref)
 
     test = data.x_test[:2000].astype(np.float32) / 255.0
     noise = np.random.default_rng(1).uniform(size=test.shape).astype(np.float32)

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from ladder_tf.evaluation import fid as fid_lib
+from ladder_tf.evaluation.frechet import GaussianStats
 from ladder_tf.evaluation.fid_inception import quantise_uint8, tf1_resize_bilinear, ttur_preprocess
 from ladder_tf.evaluation.fid_weights import FIDWeightsError, convert, find_fid_weights, load_params
 from ladder_tf.evaluation.torchscript_reader import TorchScriptFormatError, read_torchscript
@@ -60,7 +61,7 @@ def fid_params():
     path = find_fid_weights()
     if path is None:
         pytest.skip("FID Inception weights not converted: run `make fid-weights` "
-                    "(python -m ladder_tf.evaluation.fid_weights)")
+                    "(ladder fid-weights)")
     return load_params(path)
 
 
@@ -80,13 +81,14 @@ def test_port_matches_the_torchscript_network(fid_params, fuse):
 
 
 def test_fid_of_identical_sets_is_zero_and_batching_does_not_matter(fid_params):
-    from ladder_tf.evaluation.features import accumulate_stats, array_batches
+    from ladder_tf.data.images import as_images
+    from ladder_tf.evaluation.features import accumulate_stats
     from ladder_tf.evaluation.fid_inception import FIDInceptionFeatures
 
     ext = FIDInceptionFeatures(fid_params, "test", batch_size=3)
     images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
-    a = accumulate_stats(ext, array_batches(images, 3), progress=False)
-    b = accumulate_stats(ext, array_batches(images, 6), progress=False)
+    a = accumulate_stats(ext, as_images(images).float_batches(3), progress=False)
+    b = accumulate_stats(ext, as_images(images).float_batches(6), progress=False)
     np.testing.assert_allclose(b.mean, a.mean, rtol=1e-5, atol=1e-6)
     assert fid_lib.fid(a, b) < 1e-6 * np.trace(a.cov)
     assert np.abs(ext(255 - images[:2]).mean(0) - a.mean).max() > 0.1  # features do see the images
@@ -153,7 +155,7 @@ def test_stats_cache_skips_finished_sets_and_pytorch_fid_layout(tmp_path):
 
     def compute():
         calls.append(1)
-        return fid_lib.GaussianStats(np.arange(3.0), np.eye(3), 5)
+        return GaussianStats(np.arange(3.0), np.eye(3), 5)
 
     first = cache.get("reference|x", compute)
     again = cache.get("reference|x", compute)

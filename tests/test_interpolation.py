@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras as keras
 
+from ladder_tf.commands import interpolate as interpolate_cmd
 from ladder_tf.workflows import interpolate as cli
 from ladder_tf.config import from_dict
 from ladder_tf.data import ImageData
@@ -177,7 +178,7 @@ def test_interpolate_function_writes_figures_and_json(tmp_path, prior):
 
 def test_cli_rejects_a_missing_model(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main([str(tmp_path / "nope"), "--start", "0", "--end", "1", "--out", str(tmp_path / "o")])
+        interpolate_cmd.main([str(tmp_path / "nope"), "--start", "0", "--end", "1", "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "o")

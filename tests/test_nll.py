@@ -11,7 +11,10 @@ import tensorflow_probability as tfp
 
 from ladder_tf.config import from_dict
 from ladder_tf.evaluation import nll
+from ladder_tf.model import importance
 from ladder_tf.model.priors.normal import NormalPrior
+from ladder_tf.model.trained import InProcessModel
+from ladder_tf.workflows.build import build_model
 
 tfd = tfp.distributions
 
@@ -46,7 +49,7 @@ def test_exact_posterior_proposal_gives_exact_marginal_for_any_k():
     ll, lp = estimator_parts(w, b, x, 0.5)
     q = tfd.MultivariateNormalTriL(tf.constant(post_mean), tf.constant(np.linalg.cholesky(s)))
     for k in (1, 7):
-        est = nll.importance_sampled_log_marginal(ll, lp, q, k, [1, 2], chunk_size=3).numpy()
+        est = importance.importance_sampled_log_marginal(ll, lp, q, k, [1, 2], chunk_size=3).numpy()
         np.testing.assert_allclose(est, exact, rtol=0, atol=1e-9)
 
 
@@ -58,7 +61,7 @@ def test_estimate_converges_to_closed_form_as_k_grows():
     q = tfd.MultivariateNormalDiag(tf.constant(post_mean + 0.4), tf.constant(wide))
     errors = {}
     for k in (1, 10, 100, 5000):
-        est = nll.importance_sampled_log_marginal(ll, lp, q, k, [3, 4], chunk_size=1000).numpy()
+        est = importance.importance_sampled_log_marginal(ll, lp, q, k, [3, 4], chunk_size=1000).numpy()
         errors[k] = np.mean(exact - est)  # Jensen: a lower bound on average
     assert errors[1] > errors[10] > errors[100] > abs(errors[5000]) - 1e-12
     assert errors[1] > 0.2
@@ -69,7 +72,7 @@ def test_chunking_does_not_change_the_estimate():
     w, b, x, exact, post_mean, s = linear_gaussian(n=5)
     ll, lp = estimator_parts(w, b, x, 0.5)
     q = tfd.MultivariateNormalDiag(tf.constant(post_mean), tf.ones_like(tf.constant(post_mean)))
-    a = nll.importance_sampled_log_marginal(ll, lp, q, 50, [5, 6], chunk_size=50).numpy()
+    a = importance.importance_sampled_log_marginal(ll, lp, q, 50, [5, 6], chunk_size=50).numpy()
     # independent: draw the same 50 samples by hand and logsumexp in numpy
     seed = tf.random.experimental.stateless_fold_in(tf.constant([5, 6], tf.int32), 0)
     z_seed, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -89,7 +92,7 @@ def test_prior_vae_log_prob_estimate_helper_converges():
         return mean, tf.ones_like(mean) * 1.5 * post_std
 
     def run(k):
-        return nll.latent_gaussian_log_prob_estimate(
+        return importance.latent_gaussian_log_prob_estimate(
             z.astype(np.float32), encode_t, lambda t: t @ tf.transpose(a32) + c32, 0.3,
             lambda t: tfd.MultivariateNormalDiag(tf.zeros(2)).log_prob(t), k, seed=5, chunk_size=500).numpy()
 
@@ -111,8 +114,9 @@ def test_laplace_likelihood_uses_abs_sigma_against_scipy():
 
 
 def test_prior_density_exact_estimated_and_unsupported():
+    """The density is chosen from the prior's declared capabilities, never by calling it."""
     cfg = from_dict({"prior": "normal", "code_size": 3})
-    fn, kind = nll.prior_log_density(NormalPrior(cfg))
+    fn, kind = nll.z_log_density(InProcessModel(cfg, None, NormalPrior(cfg)))
     z = tf.random.normal([4, 5, 3])
     assert kind == "exact"
     np.testing.assert_allclose(fn(z, None), tfd.MultivariateNormalDiag(tf.zeros(3)).log_prob(z), rtol=1e-6)
@@ -120,31 +124,49 @@ def test_prior_density_exact_estimated_and_unsupported():
     calls = []
 
     class EstimatedPrior:
-        d_z = 3
+        has_density, density_is_estimate = True, True
 
         def log_prob(self, z):
-            raise NotImplementedError
+            raise AssertionError("an estimated density is never called as exact")
 
         def log_prob_estimate(self, z, n_samples, seed):
             calls.append((tuple(z.shape), n_samples, seed))
             return -tf.reduce_sum(z ** 2, -1)
 
-    fn, kind = nll.prior_log_density(EstimatedPrior(), n_samples=17)
+    fn, kind = nll.z_log_density(InProcessModel(cfg, None, EstimatedPrior()), n_samples=17)
     assert kind == "estimated"
     np.testing.assert_allclose(fn(z, tf.constant([1, 2])), -tf.reduce_sum(z ** 2, -1), rtol=1e-6)
-    assert calls[-1][0] == (20, 3) and calls[-1][1] == 17 and isinstance(calls[-1][2], int)
+    assert calls[-1] == ((20, 3), 17, (1 + 7919 * 2) % (2 ** 31 - 1))
 
     class Opaque:
-        d_z = 3
+        has_density, density_is_estimate = False, False
 
-        def log_prob(self, z):
-            raise NotImplementedError
-
-    with pytest.raises(nll.NLLUnsupportedError, match="log_prob_estimate"):
-        nll.prior_log_density(Opaque(), name="mystery")
-    with pytest.raises(nll.NLLUnsupportedError):
-        nll.model_log_px(types.SimpleNamespace(name="saved"), np.zeros((1, 2, 2, 1), np.uint8),
+    with pytest.raises(nll.NLLUnsupportedError, match="prior normal has neither a tractable log p"):
+        nll.z_log_density(InProcessModel(cfg, None, Opaque()))
+    with pytest.raises(nll.NLLUnsupportedError, match="no likelihood scale"):
+        nll.model_log_px(types.SimpleNamespace(name="saved", sigma=None), np.zeros((1, 2, 2, 1), np.uint8),
                          progress=False)
+
+
+@pytest.mark.parametrize("prior, density, t_space", [
+    ("normal", "exact", False), ("gmm", "exact", False), ("vampprior", "exact", False),
+    ("hierarchical", "estimated", True), ("ladder", "estimated", True)])
+def test_every_prior_declares_its_density(prior, density, t_space):
+    cfg = from_dict({"prior": prior, "code_size": 3, "representation_size": 2, "num_hidden_units": 64,
+                     "n_mixtures": 3, "n_layers_inner_VAE": 1, "num_hidden_units_inner_VAE": 16})
+    vae, p = build_model(cfg)
+    model = InProcessModel(cfg, vae, p)
+    assert (model.has_density, model.has_t_space) == (True, t_space)
+    fn, kind = nll.z_log_density(model, n_samples=8)
+    z = tf.random.stateless_normal([2, 4, 3], seed=[0, 1])
+    assert kind == density
+    if density == "exact":
+        np.testing.assert_allclose(fn(z, None), p.log_prob(z), rtol=1e-6)
+    else:  # the prior's own estimate, seeded as nll derives it from the pair
+        ref = p.log_prob_estimate(tf.reshape(z, [8, 3]), 8, (3 + 7919 * 4) % (2 ** 31 - 1))
+        np.testing.assert_allclose(fn(z, tf.constant([3, 4])), tf.reshape(ref, [2, 4]), rtol=1e-6)
+        with pytest.raises(NotImplementedError):
+            p.log_prob(z)
 
 
 def test_model_log_px_on_a_vae_tightens_with_k():
@@ -152,7 +174,7 @@ def test_model_log_px_on_a_vae_tightens_with_k():
     from ladder_tf.model.vae import VAE
 
     cfg = from_dict({"prior": "normal", "code_size": 4, "num_hidden_units": 64})
-    model = types.SimpleNamespace(name="normal", vae=VAE(cfg), prior=NormalPrior(cfg))
+    model = InProcessModel(cfg, VAE(cfg), NormalPrior(cfg))
     x = np.random.default_rng(2).integers(0, 256, size=(12, 28, 28, 1)).astype(np.uint8)
     lo = nll.model_log_px(model, x, n_samples=1, seed=0, batch_images=5, progress=False)
     hi = nll.model_log_px(model, x, n_samples=64, seed=0, batch_images=5, chunk_size=16, progress=False)

@@ -12,8 +12,7 @@ import shutil
 import pytest
 
 from ladder_tf import commands
-from ladder_tf.commands import evaluate, export, reproduce
-from ladder_tf.workflows import interpolate
+from ladder_tf.commands import evaluate, export, fid_weights, interpolate, reproduce, sample
 from ladder_tf.commands import train as train_cmd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,7 +23,7 @@ PARSERS = {
     "train-celeba": lambda: train_cmd.add_distribution_flags(
         train_cmd.training_parser(train_cmd.CELEBA_HELP, ["celeba"], cache_dir=True)),
     "evaluate": evaluate.parser, "reproduce": reproduce.build_parser, "export": export.build_parser,
-    "interpolate": interpolate.parser,
+    "interpolate": interpolate.parser, "sample": sample.parser, "fid-weights": fid_weights.parser,
 }
 
 
@@ -109,8 +108,6 @@ def test_readme_commands_parse_and_read_only_what_earlier_ones_wrote():
         if parsed is None:
             continue
         name, argv = parsed
-        if name == "sample" and "sample" not in PARSERS:
-            continue
         args = PARSERS[name]().parse_args(argv)  # exits (fails the test) on a wrong flag
         for path in read_by(name, args):
             assert path.rstrip("/") in produced, f"{' '.join(words)}: nothing above writes {path}"

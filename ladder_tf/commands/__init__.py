@@ -34,10 +34,12 @@ COMMANDS: dict[str, Command] = {
     "reproduce": Command("ladder_tf.commands.reproduce:main",
                          "train every prior x seed on one data set and tabulate the results"),
     "export": Command("ladder_tf.commands.export:main", "export a trained run as a TensorFlow SavedModel"),
-    "interpolate": Command("ladder_tf.workflows.interpolate:main",
+    "interpolate": Command("ladder_tf.commands.interpolate:main",
                            "shortest path and shortest likely path between two test images"),
-    "sample": Command("ladder_tf.workflows.sample:main",
+    "sample": Command("ladder_tf.commands.sample:main",
                       "write generated or reconstructed images of a trained run"),
+    "fid-weights": Command("ladder_tf.commands.fid_weights:main",
+                           "convert the standard FID Inception weights once (no torch needed)"),
 }
 
 

@@ -1,8 +1,8 @@
 """Shared command-line plumbing of the `ladder` commands: parsers, errors, TensorFlow's start-up noise.
 
-The commands (``ladder_tf.commands`` and the ``main`` of workflows.interpolate and workflows.sample)
-build their parsers with ``new_parser`` so every ``--help`` looks alike, report mistakes
-with ``fail`` (one line, exit 2) and call ``quiet_tensorflow`` once their arguments parsed.
+The commands (``ladder_tf.commands``) build their parsers with ``new_parser`` so every
+``--help`` looks alike, report mistakes with ``fail`` (one line, exit 2) and call
+``quiet_tensorflow`` once their arguments parsed.
 """
 from __future__ import annotations
 

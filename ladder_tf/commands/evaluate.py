@@ -5,7 +5,7 @@
 
 FID networks (--features): ``fid-inception``, the standard FID network (the 2015-12-05
 Inception weights of TTUR / pytorch-fid / clean-fid, converted once with
-``python -m ladder_tf.evaluation.fid_weights``; the default when converted); ``inception``,
+``ladder fid-weights``; the default when converted); ``inception``,
 Keras's ImageNet InceptionV3 under the authors' protocol (weights supplied by the user);
 ``classifier``, the project's own classifier (a scale of its own).
 """
@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
                    "when its weights are converted (and --inception-weights is not given), else inception")
     p.add_argument("--fid-weights", metavar="PATH", help="converted FID Inception weights .npz (default: "
                    "$LADDER_FID_WEIGHTS or ~/.keras/models/; make them with "
-                   "`python -m ladder_tf.evaluation.fid_weights`)")
+                   "`ladder fid-weights`)")
     p.add_argument("--inception-weights", metavar="PATH",
                    help="Keras InceptionV3 weights .h5 for --features inception (default: Keras's cache, "
                    "~/.keras/models/)")

@@ -2,8 +2,9 @@
 
 Images are either in-memory uint8 arrays (MNIST, (N, H, W, C)) or lazily decoded image
 collections (``ladder_tf.data.celeba.ImageFiles``: JPEG folders or an on-disk cache, too
-large for memory). ``train_batches``, ``eval_batches`` and ``balanced_test_batch`` accept
-both, so the trainer does not care which it has.
+large for memory); ``ladder_tf.data.images`` gives both one interface. ``train_batches``,
+``eval_batches`` and ``balanced_test_batch`` accept both, so the trainer does not care which
+it has.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from ladder_tf.data.images import ImageCollection, as_images, to_float
 from ladder_tf.data.mnist import DataNotFoundError, ImageData, load_mnist
 
-__all__ = ["DataNotFoundError", "ImageData", "load_dataset", "train_batches", "eval_batches",
-           "balanced_test_batch", "to_float", "epoch_order", "warn_skipped_files"]
+__all__ = ["DataNotFoundError", "ImageData", "ImageCollection", "as_images", "load_dataset",
+           "train_batches", "eval_batches", "balanced_test_batch", "to_float", "epoch_order",
+           "warn_skipped_files"]
 SKIPPED_SHOWN = 5
 
 
@@ -38,11 +41,6 @@ def load_dataset(name: str, data_dir: str | None = None, allow_download: bool = 
     if train_size:
         data.x_train, data.y_train = data.x_train[:train_size], data.y_train[:train_size]
     return data
-
-
-def to_float(images: tf.Tensor) -> tf.Tensor:
-    """uint8 images -> float32 in [0, 1]."""
-    return tf.cast(images, tf.float32) / 255.0
 
 
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int, skip_batches: int = 0,
@@ -75,24 +73,15 @@ def train_batches(images: Any, batch_size: int, seed: int, epoch: int, skip_batc
     """
     order = epoch_order(len(images), batch_size, seed, epoch, skip_batches, replicas, pipeline,
                         pipelines)
-    if not isinstance(images, np.ndarray):
-        return images.train_dataset(order)
-    ds = tf.data.Dataset.from_tensor_slices(order)
-    source = tf.constant(images)
-    ds = ds.map(lambda idx: to_float(tf.gather(source, idx)),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return as_images(images).train_dataset(order)
 
 
 def eval_batches(images: Any, batch_size: int) -> tf.data.Dataset:
     """All of ``images`` in order, float batches (the last one may be smaller)."""
-    if not isinstance(images, np.ndarray):
-        return images.batches(batch_size)
-    ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
-    return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return as_images(images).batches(batch_size)
 
 
-def balanced_test_batch(images: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def balanced_test_batch(images: Any, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """A fixed, class-balanced batch: the first occurrences of each class in order.
 
     Generalises the original's hard-coded counts (for 256: 26 of classes 0-5, 25 of 6-9):
@@ -106,9 +95,7 @@ def balanced_test_batch(images: np.ndarray, labels: np.ndarray, size: int) -> tu
         count = base + (1 if rank < extra else 0)
         picks.append(np.flatnonzero(labels == c)[:count])
     idx = np.concatenate(picks)
-    chosen = images[idx]
-    x = chosen.astype(np.float32) / 255.0 if isinstance(chosen, np.ndarray) else chosen.to_numpy()
-    return x, labels[idx]
+    return as_images(images)[idx].floats(), labels[idx]
 
 
 def warn_skipped_files(data: ImageData, epoch: int) -> list[str]:
@@ -116,8 +103,7 @@ def warn_skipped_files(data: ImageData, epoch: int) -> list[str]:
 
     Only lazily loaded data sets skip files (``pop_skipped``); returns the skipped paths.
     """
-    pop = getattr(data.x_train, "pop_skipped", None)
-    skipped = pop() if pop else []
+    skipped = as_images(data.x_train).pop_skipped()
     if skipped:
         shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (", ..." if len(skipped) > SKIPPED_SHOWN else "")
         warnings.warn(f"epoch {epoch}: skipped {len(skipped)} unreadable or non-image "

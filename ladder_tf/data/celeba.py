@@ -34,11 +34,12 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import tensorflow as tf
 
+from ladder_tf.data.images import ImageCollection, to_float
 from ladder_tf.data.mnist import DataNotFoundError, ImageData
 
 IMAGE_SIZE = 128
@@ -123,11 +124,12 @@ class ImageStore:
         return self.scan_skipped + runtime
 
 
-class ImageFiles:
+class ImageFiles(ImageCollection):
     """A lazily loaded (n, size, size, 3) image collection: a subset of an ``ImageStore``.
 
-    Supports ``len``, indexing by slice or index array (a new collection), ``to_numpy()``,
-    and the tf.data pipelines used by ``ladder_tf.data.train_batches`` / ``eval_batches``.
+    An ImageCollection (ladder_tf.data.images): ``len``, indexing by slice or index array (a
+    new collection, nothing read), float batches and the tf.data pipelines used by
+    ``ladder_tf.data.train_batches`` / ``eval_batches``.
     """
 
     def __init__(self, store: ImageStore, rows: np.ndarray):
@@ -142,7 +144,7 @@ class ImageFiles:
 
     def __getitem__(self, key: Any) -> "ImageFiles | np.ndarray":
         if isinstance(key, (int, np.integer)):
-            return self[[key]].to_numpy()[0]
+            return self[[key]].floats()[0]
         return ImageFiles(self.store, self.rows[key])
 
     def pop_skipped(self) -> list[str]:
@@ -163,10 +165,9 @@ class ImageFiles:
         """Every readable image in order, float batches (the last one may be smaller)."""
         return self._pipeline(self.rows, None, batch_size, False)
 
-    def to_numpy(self) -> np.ndarray:
-        """float32 (n', size, size, 3) in [0, 1] (n' < n when files are unreadable)."""
-        parts = list(self.batches(256).as_numpy_iterator())
-        return np.concatenate(parts) if parts else np.zeros((0,) + self.shape[1:], np.float32)
+    def float_batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """``batches`` as numpy; fewer images than ``len`` when files are unreadable."""
+        return self.batches(batch_size).as_numpy_iterator()
 
     def _pipeline(self, stream: np.ndarray, needed: int | None, batch_size: int,
                   drop_remainder: bool) -> tf.data.Dataset:
@@ -175,7 +176,7 @@ class ImageFiles:
             ds = self._cached(stream, needed, batch_size, drop_remainder)
         else:
             ds = self._decoded(stream, needed, batch_size, drop_remainder)
-        ds = ds.map(lambda x: tf.cast(x, tf.float32) / 255.0, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def _cached(self, stream, needed, batch_size, drop_remainder) -> tf.data.Dataset:

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from ladder_tf.data.images import to_float
 from ladder_tf.io_utils import atomic_path, atomic_write_text
 
 ARCH_VERSION = 2
@@ -65,16 +66,11 @@ class Classifier:
     weights_path: str | None = None
 
 
-def _float_images(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-
-
 def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle_seed: int | None) -> tf.data.Dataset:
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch).map(lambda a, b: (tf.cast(a, tf.float32) / 255.0 if a.dtype == tf.uint8
-                                           else a, b), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch).map(lambda a, b: (to_float(a), b), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

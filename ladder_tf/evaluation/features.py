@@ -24,7 +24,8 @@ import tensorflow as tf
 import tf_keras as keras
 from tqdm.auto import tqdm
 
-from ladder_tf.evaluation.fid import GaussianStats, StreamingStats
+from ladder_tf.data.images import to_float
+from ladder_tf.evaluation.frechet import GaussianStats, StreamingStats
 
 NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 TOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
@@ -68,7 +69,7 @@ def keras_cache_dirs() -> list[str]:
 def how_to_provide_weights() -> str:
     return (f"On a machine with internet, download {WEIGHTS_URL}{NOTOP_FILE} and pass "
             "--inception-weights PATH (or copy it into ~/.keras/models/); or use the standard FID "
-            "network (`python -m ladder_tf.evaluation.fid_weights`, then --features fid-inception); "
+            "network (`ladder fid-weights`, then --features fid-inception); "
             "or use --features classifier for an offline classifier-FID (its numbers are not "
             "comparable with the paper's Inception FID)")
 
@@ -201,21 +202,15 @@ def accumulate_stats(extractor: FeatureExtractor, batches: Iterable, total: int 
                      desc: str = "features", progress: bool = True) -> GaussianStats:
     """Mean and covariance of the features of every image in ``batches``.
 
-    ``batches`` yields float images (B, H, W, C) in [0, 1] (or uint8, scaled here); only one
-    batch and the (d, d) float64 sums are held at a time. ``total`` (images) sizes the bar.
+    ``batches`` yields images (B, H, W, C), floats in [0, 1] or uint8 (scaled by ``to_float``),
+    e.g. an image collection's ``float_batches`` (ladder_tf.data.images); only one batch and
+    the (d, d) float64 sums are held at a time. ``total`` (images) sizes the bar.
     """
     stats = StreamingStats(extractor.dim)
     with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False,
               mininterval=0.5, dynamic_ncols=True) as bar:
         for x in batches:
-            if isinstance(x, np.ndarray) and x.dtype == np.uint8:
-                x = x.astype(np.float32) / 255.0
+            x = to_float(x)
             stats.update(extractor(x))
             bar.update(int(x.shape[0]))
     return stats.finalize()
-
-
-def array_batches(images: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
-    """Slices of ``images`` (uint8 or float) of at most ``batch_size``."""
-    for i in range(0, len(images), batch_size):
-        yield images[i:i + batch_size]

@@ -35,6 +35,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from ladder_tf.data.images import to_float
+
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 BN_EPSILON = 1e-3
@@ -254,8 +256,7 @@ class FIDInceptionFeatures:
     def __call__(self, images) -> np.ndarray:
         """(B, H, W, C) float in [0, 1] or uint8 -> (B, 2048) float64. One trace per image
         shape (H, W, C) whatever the batch sizes (uint8 goes through quantise_uint8 as v / 255)."""
-        x = tf.convert_to_tensor(images)
-        x = tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else tf.cast(x, tf.float32)
+        x = to_float(tf.convert_to_tensor(images))
         key = tuple(x.shape[1:])
         if key not in self._traced:
             self._traced[key] = self._features.get_concrete_function(tf.TensorSpec((None,) + key, tf.float32))

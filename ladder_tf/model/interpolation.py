@@ -28,6 +28,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from ladder_tf.model.trained import TrainedModel, has_exact_density
+
 LOSS_KEYS = ("total", "length", "equal_length", "neg_log_likelihood")
 DENSE_PER_SEGMENT = 16  # points per segment when log p is measured along the polyline
 
@@ -91,36 +93,19 @@ def sampled_t_mean(encode, encode_t, images: tf.Tensor, seed: int) -> tf.Tensor:
     return encode_t(mean + std * eps)[0]
 
 
-def path_space_from_model(vae, prior) -> PathSpace:
-    """The path space of an in-process (vae, prior), e.g. ``ladder_tf.workflows.runs.Run``."""
-    from ladder_tf.workflows.export import has_t, z_log_prob_fn
-
-    if has_t(prior):
-        return PathSpace("t", prior.d_t,
-                         lambda x, seed: sampled_t_mean(vae.encode, prior.encode, x, seed),
-                         prior.log_prob_t, lambda t: vae.decode(prior.decode(t)))
-    log_prob = z_log_prob_fn(prior)
-    if log_prob is None:
-        raise NotImplementedError(f"{type(prior).__name__} has no log-density for the SLP")
-    return PathSpace("z", prior.d_z, lambda x, seed: vae.encode(x)[0], log_prob, vae.decode)
-
-
-def path_space_from_saved_model(model) -> PathSpace:
-    """The path space of a ``ladder_tf.workflows.saved_model.SavedModelRun``."""
+def path_space(model: TrainedModel) -> PathSpace:
+    """The path space of a trained model (an in-process run or a SavedModel): t for priors
+    with a t space, else z with the prior's exact log-density; NotImplementedError for a
+    prior with neither."""
     cfg = model.config
-    if model.has_t:
+    if model.has_t_space:
         return PathSpace("t", cfg.representation_size,
                          lambda x, seed: sampled_t_mean(model.encode, model.encode_t, x, seed),
                          model.log_prob_t, lambda t: model.decode(model.decode_t(t)))
+    if not has_exact_density(model):
+        raise NotImplementedError(f"the {model.name} prior has no log-density for the SLP")
     return PathSpace("z", cfg.code_size, lambda x, seed: model.encode(x)[0], model.log_prob_z,
                      model.decode)
-
-
-def path_space(model) -> PathSpace:
-    """A Run (``vae`` and ``prior``) or a SavedModelRun -> its PathSpace."""
-    if hasattr(model, "vae") and hasattr(model, "prior"):
-        return path_space_from_model(model.vae, model.prior)
-    return path_space_from_saved_model(model)
 
 
 # -- paths ---------------------------------------------------------------------------

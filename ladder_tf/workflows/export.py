@@ -40,41 +40,19 @@ import re
 import shutil
 import socket
 import tempfile
-from typing import Callable
 
 import tensorflow as tf
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
+from ladder_tf.export_format import CONFIG_ASSET, FORMAT_VERSION, INFO_ASSET
 from ladder_tf.locks import owned_by_dead_process
+from ladder_tf.model.trained import has_exact_density
 from ladder_tf.workflows.runs import load_run
 
-
-CONFIG_ASSET = "config.json"
-INFO_ASSET = "export_info.json"
-FORMAT_VERSION = 1
 SERVING_DEFAULT = "encode"  # the signature `serving_default` repeats
 TEMP_PREFIXES = (".tmp-saved_model-", ".old-saved_model-", ".tmp-export-assets-")
 _TEMP_OWNER = re.compile(r"^(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+$")
-
-
-# -- what a prior offers -------------------------------------------------------------------
-def has_t(prior) -> bool:
-    """True for the prior-VAE priors (a latent t under z)."""
-    from ladder_tf.model.priors.prior_vae import PriorVAEPrior
-
-    return isinstance(prior, PriorVAEPrior)
-
-
-def z_log_prob_fn(prior) -> Callable[[tf.Tensor], tf.Tensor] | None:
-    """log p(z), (..., d_z) -> (...), for priors with a tractable density, else None."""
-    if has_t(prior):
-        return None
-    try:
-        prior.log_prob(tf.zeros([1, prior.d_z]))
-    except NotImplementedError:
-        return None
-    return prior.log_prob
 
 
 # -- the exported module ---------------------------------------------------------------
@@ -111,10 +89,10 @@ class ExportModule(tf.Module):
             "reconstruct": (lambda images: {"images": vae.reconstruct(images)}, [images]),
             "sample": (sample, [scalar("n"), scalar("seed")]),
         }
-        log_prob_z = z_log_prob_fn(prior)
-        if log_prob_z is not None:
+        if has_exact_density(prior):
+            log_prob_z = prior.log_prob
             fns["log_prob_z"] = (lambda z: {"log_prob": log_prob_z(z)}, [z])
-        if has_t(prior):
+        if prior.has_t_space:
             t = tf.TensorSpec([None, prior.d_t], tf.float32, name="t")
             log_prob_t = prior.log_prob_t
 
@@ -136,14 +114,10 @@ class ExportModule(tf.Module):
 
 
 def _export_info(prior, cfg: Config, signatures: list[str], checkpoint: str | None) -> dict:
-    hyper = None
-    if has_t(prior):
-        has_accurate = getattr(prior, "has_accurate", None)
-        hyper = ("standard_normal" if has_accurate is None
-                 else "accurate" if bool(has_accurate) else "fast")
+    hyper = prior.hyper_prior_name() if prior.has_t_space else None
     return {"format_version": FORMAT_VERSION, "prior": cfg.prior, "exp_name": cfg.exp_name,
             "image_shape": list(cfg.image_shape), "code_size": cfg.code_size,
-            "representation_size": cfg.representation_size if has_t(prior) else None,
+            "representation_size": cfg.representation_size if prior.has_t_space else None,
             "hyper_prior": hyper, "signatures": signatures, "serving_default": SERVING_DEFAULT,
             "checkpoint": checkpoint,
             "tensorflow": tf.__version__, "sample_seed": "stateless, seed pair [seed, 0]"}

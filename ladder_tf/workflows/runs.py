@@ -4,12 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import tensorflow as tf
-
 from ladder_tf import config as config_lib
-from ladder_tf.config import Config
-from ladder_tf.model.vae import VAE
-from ladder_tf.model.priors.base import Prior
+from ladder_tf.model.trained import InProcessModel
 from ladder_tf.workflows import checkpoints
 from ladder_tf.workflows.build import build_model, make_checkpoint
 
@@ -19,27 +15,12 @@ class RunNotFoundError(FileNotFoundError):
 
 
 @dataclass
-class Run:
-    """A trained model: its effective config, data VAE and prior, restored from a checkpoint."""
+class Run(InProcessModel):
+    """A trained model (a ladder_tf.model.trained.TrainedModel): its effective config, data VAE
+    and prior, restored from ``checkpoint`` of ``run_dir``."""
 
-    config: Config
-    vae: VAE
-    prior: Prior
     run_dir: str
     checkpoint: str
-
-    @property
-    def name(self) -> str:
-        return self.config.prior
-
-    def reconstruct(self, x: tf.Tensor, seed=None) -> tf.Tensor:
-        """Images (B, H, W, C) in [0, 1] -> decoded posterior means (``seed`` None) or decoded
-        z ~ q(z|x) drawn with the stateless ``seed`` (2,), same shape."""
-        return self.vae.reconstruct(x, None if seed is None else tf.constant(seed, tf.int32))
-
-    def generate(self, n: int, seed: int) -> tf.Tensor:
-        """n images decoded from z ~ p(z) of the trained prior."""
-        return self.vae.decode(self.prior.sample(n, seed))
 
 
 def load_run(run_dir: str, checkpoint: str | None = None) -> Run:

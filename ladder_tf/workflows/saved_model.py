@@ -1,10 +1,11 @@
 """Use an exported SavedModel (ladder_tf.workflows.export) where a training run is expected.
 
-``load_saved_model(path)`` returns a :class:`SavedModelRun` with the surface of
-``ladder_tf.workflows.runs.Run`` that evaluation and interpolation use: ``name``, ``config`` (read from
-the ``assets/config.json`` asset), ``reconstruct(x)``, ``generate(n, seed)``, plus the
-exported encoders, decoders and log-densities. Everything runs through the SavedModel's
-signatures, so results equal those of the exported functions bit for bit.
+``load_saved_model(path)`` returns a :class:`SavedModelRun`, a
+``ladder_tf.model.trained.TrainedModel`` like a restored run: ``name``, ``config`` (read from
+the ``assets/config.json`` asset), encoders, decoders, samples and the exported log-densities.
+Everything runs through the SavedModel's signatures, so results equal those of the exported
+functions bit for bit. Its capabilities are the signatures it has; it exposes no likelihood
+scale (``sigma`` None) and no density estimate, so log p(x) is not available from an export.
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ import tensorflow as tf
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
-from ladder_tf.workflows.export import CONFIG_ASSET, INFO_ASSET
-
-SAVED_MODEL_FILE = "saved_model.pb"
+from ladder_tf.export_format import CONFIG_ASSET, INFO_ASSET, SAVED_MODEL_FILE
+from ladder_tf.model.elbo import reparameterise
 
 
 def is_saved_model(path: str) -> bool:
@@ -28,6 +28,9 @@ def is_saved_model(path: str) -> bool:
 
 class SavedModelRun:
     """A loaded export. Images are float32 (B, H, W, C) in [0, 1]; outputs are tf.Tensors."""
+
+    density_is_estimate = False
+    sigma = None
 
     def __init__(self, path: str, loaded, config: Config, info: dict):
         self.path, self.loaded, self.config, self.info = path, loaded, config, info
@@ -42,9 +45,14 @@ class SavedModelRun:
         return sorted(self._signatures.keys())
 
     @property
-    def has_t(self) -> bool:
+    def has_t_space(self) -> bool:
         """True for the prior-VAE priors (encode_t, decode_t and log_prob_t exist)."""
         return "encode_t" in self._signatures
+
+    @property
+    def has_density(self) -> bool:
+        """True for priors with an exact log p(z) (log_prob_z exists)."""
+        return "log_prob_z" in self._signatures
 
     def _call(self, name: str, **inputs) -> dict[str, tf.Tensor]:
         if name not in self._signatures:
@@ -56,14 +64,11 @@ class SavedModelRun:
     def _float(x) -> tf.Tensor:
         return tf.convert_to_tensor(np.asarray(x, np.float32) if not tf.is_tensor(x) else x, tf.float32)
 
-    # -- the Run surface --------------------------------------------------------------
     def reconstruct(self, x, seed=None) -> tf.Tensor:
         """Images (B, H, W, C) -> decoded posterior means (``seed`` None), or decoded
         z ~ q(z|x) drawn with the stateless ``seed`` (2,) as ``Run.reconstruct`` does."""
         if seed is None:
             return self._call("reconstruct", images=self._float(x))["images"]
-        from ladder_tf.model.elbo import reparameterise
-
         mean, std = self.encode(x)
         return self.decode(reparameterise(mean, std, tf.constant(seed, tf.int32)))
 
@@ -71,7 +76,6 @@ class SavedModelRun:
         """n images decoded from z ~ p(z); the same draws as ``Run.generate(n, seed)``."""
         return self.sample(n, seed)["images"]
 
-    # -- the rest of the exported surface ----------------------------------------------
     def sample(self, n: int, seed: int) -> dict[str, tf.Tensor]:
         """{images (n, H, W, C), z (n, d_z)} from the trained prior."""
         return self._call("sample", n=tf.constant(int(n), tf.int32), seed=tf.constant(int(seed), tf.int32))
@@ -94,17 +98,23 @@ class SavedModelRun:
         """t (B, d_t) -> mean of p(z|t), (B, d_z) (prior-VAE priors)."""
         return self._call("decode_t", t=self._float(t))["z"]
 
+    def _log_prob(self, signature: str, argument: str, points) -> tf.Tensor:
+        """A log-density signature over rows (its input ``argument``), on points (..., d) -> (...)."""
+        points = self._float(points)
+        flat = tf.reshape(points, [-1, points.shape[-1]])
+        return tf.reshape(self._call(signature, **{argument: flat})["log_prob"], tf.shape(points)[:-1])
+
     def log_prob_t(self, t) -> tf.Tensor:
         """log p(t) of the hyper prior, (..., d_t) -> (...) (prior-VAE priors)."""
-        t = self._float(t)
-        flat = tf.reshape(t, [-1, t.shape[-1]])
-        return tf.reshape(self._call("log_prob_t", t=flat)["log_prob"], tf.shape(t)[:-1])
+        return self._log_prob("log_prob_t", "t", t)
 
     def log_prob_z(self, z) -> tf.Tensor:
         """log p(z), (..., d_z) -> (...) (priors with a tractable density)."""
-        z = self._float(z)
-        flat = tf.reshape(z, [-1, z.shape[-1]])
-        return tf.reshape(self._call("log_prob_z", z=flat)["log_prob"], tf.shape(z)[:-1])
+        return self._log_prob("log_prob_z", "z", z)
+
+    def log_prob_z_estimate(self, z, n_samples: int, seed: int) -> tf.Tensor:
+        """Not exported: the prior VAE's inner sigma, which the estimate needs, is no signature."""
+        raise NotImplementedError(f"the {self.name} SavedModel at {self.path} has no estimate of log p(z)")
 
 
 def load_saved_model(path: str) -> SavedModelRun:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ladder_tf import distributed, locks
 from ladder_tf.config import Config, ConfigError
-from ladder_tf.data import (ImageData, balanced_test_batch, eval_batches, train_batches,
+from ladder_tf.data import (ImageData, as_images, balanced_test_batch, eval_batches, train_batches,
                             warn_skipped_files)
 from ladder_tf.model.optim import all_finite, build_optimizer, exponential_lr, make_adam
 from ladder_tf.workflows import checkpoints, resume
@@ -129,7 +129,7 @@ class Trainer:
                              f"{cfg.batch_size}; lower batch_size or use more images")
         self.steps_per_epoch = min(n_batches, cfg.steps_per_epoch or n_batches)
         self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
-        self.eval_batch = EVAL_BATCH if isinstance(data.x_train, np.ndarray) else cfg.batch_size
+        self.eval_batch = EVAL_BATCH if as_images(data.x_train).in_memory else cfg.batch_size
         self.reporter = Reporter(self.out_dir, cfg, self.test_x, self.test_y, chief=self.is_chief)
         self.epochs_trained = 0  # by the last ``fit``
         self.train_step = tf.function(self._distributed_step if self.distributed else self.block_step)

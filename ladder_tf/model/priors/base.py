@@ -13,7 +13,12 @@ The training loop only ever calls these methods, so adding a prior never touches
   gradients taken in one backward pass with the data VAE's (the opt-in fused step);
 - ``end_of_epoch(sample_z, epoch)``: refits (mixture CAVI / EM), given a function that
   draws z for n training images;
-- ``sample(n, seed)``: z for generation; ``log_prob(z)`` where it exists;
+- ``sample(n, seed)``: z for generation;
+- what it offers beyond sampling, declared as class attributes (never probed by calling):
+  ``has_density`` (log p(z) can be evaluated), ``density_is_estimate`` (only as the
+  importance-sampled ``log_prob_estimate(z, n_samples, seed)``, else exactly as
+  ``log_prob(z)``) and ``has_t_space`` (a latent t under z: ``encode``, ``decode`` and
+  ``log_prob_t`` of t);
 - ``figure_data(z_mean)`` and ``mixture_arrays(epoch)``: what the optional per-epoch
   outputs show (the workflow layer draws and writes them, ladder_tf.workflows.reporter);
 - the prior is a ``tf.Module``: checkpointing it saves its variables and optimisers.
@@ -128,7 +133,9 @@ class Prior(tf.Module):
 
     uses_pretraining = False
     trains_while_pretraining = False
-
+    has_density = False
+    density_is_estimate = False
+    has_t_space = False
 
     def __init__(self, cfg: Config, vae=None, name: str | None = None):
         super().__init__(name=name)
@@ -250,8 +257,14 @@ class Prior(tf.Module):
         raise NotImplementedError
 
     def log_prob(self, z: tf.Tensor) -> tf.Tensor:
-        """log p(z) (B,), for priors with a tractable density."""
+        """log p(z) (B,), for priors with a tractable density (``has_density`` and not
+        ``density_is_estimate``)."""
         raise NotImplementedError(f"{type(self).__name__} has no tractable log-density")
+
+    def log_prob_estimate(self, z: tf.Tensor, n_samples: int, seed: int) -> tf.Tensor:
+        """Importance-sampled log p(z) with ``n_samples`` draws, (N, d_z) -> (N,), for priors
+        whose density is itself a latent-variable model (``density_is_estimate``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no estimate of its log-density")
 
     def figure_data(self, z_mean: np.ndarray) -> list[PriorFigure]:
         """What the prior's own per-epoch figures show, given the test images' posterior

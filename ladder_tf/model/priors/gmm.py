@@ -36,6 +36,7 @@ class GMMPrior(Prior):
     """Full-covariance GMM on z; its state is the mixture's variables (checkpointed)."""
 
     uses_pretraining = False
+    has_density = True
 
     def __init__(self, cfg: Config, vae=None, name: str | None = "gmm_prior"):
         super().__init__(cfg, vae, name=name)

@@ -32,6 +32,7 @@ import tensorflow_probability as tfp
 
 from ladder_tf.config import Config
 from ladder_tf.model import elbo
+from ladder_tf.model.importance import latent_gaussian_log_prob_estimate
 from ladder_tf.model.mixture import BayesianGaussianMixture
 from ladder_tf.model.networks.prior_vae import build_prior_decoder, build_prior_encoder
 from ladder_tf.model.priors.base import (DensityFigure, Prior, PriorFigure, SampleZ, fit_sample_count,
@@ -57,6 +58,9 @@ class PriorVAEPrior(Prior):
     uses_pretraining = True
     trains_while_pretraining = True
     uses_mask = False
+    has_density = True
+    density_is_estimate = True  # p(z) = int p(z|t) p(t) dt has no closed form
+    has_t_space = True
 
     def __init__(self, cfg: Config, vae=None, name: str | None = None):
         super().__init__(cfg, vae, name=name)
@@ -161,8 +165,6 @@ class PriorVAEPrior(Prior):
 
     def log_prob_estimate(self, z: tf.Tensor, n_samples: int, seed: int) -> tf.Tensor:
         """log p(z) = log int p(z|t) p(t) dt by importance sampling with q(t|z): (N, d_z) -> (N,)."""
-        from ladder_tf.evaluation.nll import latent_gaussian_log_prob_estimate
-
         return latent_gaussian_log_prob_estimate(z, self.encode, self.decode, self.effective_inner_sigma(),
                                                  self.log_prob_t, n_samples, seed)
 
@@ -181,6 +183,10 @@ class PriorVAEPrior(Prior):
 
     def hyper_prior_view(self) -> HyperPriorView:
         """(log p(t) on numpy (M, d_t) -> (M,), means (K, d_t), covariances, weights)."""
+        raise NotImplementedError
+
+    def hyper_prior_name(self) -> str:
+        """Which p(t) ``log_prob_t`` and ``sample_t`` use now, in words (export records it)."""
         raise NotImplementedError
 
     # -- outputs ----------------------------------------------------------------------
@@ -213,6 +219,9 @@ class HierarchicalPrior(PriorVAEPrior):
     def hyper_prior_view(self) -> HyperPriorView:
         return (lambda t: self.log_prob_t(t).numpy(), np.zeros((1, self.d_t), np.float32),
                 np.eye(self.d_t, dtype=np.float32)[None], np.ones(1, np.float32))
+
+    def hyper_prior_name(self) -> str:
+        return "standard_normal"
 
 
 class LadderPrior(PriorVAEPrior):
@@ -257,6 +266,10 @@ class LadderPrior(PriorVAEPrior):
         """log p_xi(t) under the mixture used for samples (the accurate fit once it exists)."""
         return tf.cond(self.has_accurate, lambda: self.accurate.log_prob(t),
                        lambda: self.fast.log_prob(t))
+
+    def hyper_prior_name(self) -> str:
+        """The accurate fit once it exists, else the fast one (as ``display_mixture``)."""
+        return "accurate" if bool(self.has_accurate) else "fast"
 
     def hyper_prior_view(self) -> HyperPriorView:
         mixture = self.display_mixture()

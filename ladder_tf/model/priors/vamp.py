@@ -29,6 +29,7 @@ class VampPrior(Prior):
     """K pseudo-inputs ``pseudo_inputs`` (K, H, W, C) pushed through ``vae.encoder``."""
 
     uses_pretraining = True
+    has_density = True
 
     def __init__(self, cfg: Config, vae=None, name: str | None = "vamp_prior"):
         super().__init__(cfg, vae, name=name)
