@@ -16,6 +16,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ladder_tf.io_utils import atomic_write_text
+
 PRIOR_ALIASES = {
     "standard_gaussian": "normal",
     "GMM": "gmm",
@@ -257,5 +259,4 @@ def apply_overrides(cfg: Config, overrides: Iterable[str] = (), **updates: Any) 
 
 def save(cfg: Config, path: str | os.PathLike) -> None:
     """Write the effective config as JSON, atomically."""
-    from ladder_tf.io_utils import atomic_write_text
     atomic_write_text(path, json.dumps(cfg.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n")

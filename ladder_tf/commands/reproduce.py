@@ -7,6 +7,8 @@ Trains what is missing, evaluates (with each --evaluate network) what has no cur
 evaluation, and writes <out-root>/<dataset>/results.md and results.json: Table 1 (priors)
 and/or Table 2 (LaDDer's d_t), with FID and final test -ELBO rows.
 """
+# Workflow modules that import TensorFlow are imported inside main, after the arguments
+# are checked, so --help and argument mistakes answer at once.
 from __future__ import annotations
 
 import argparse

@@ -3,7 +3,9 @@
 The workflow behind ``ladder evaluate`` and ``ladder reproduce --evaluate``: settled
 :class:`EvaluationSettings` in, a result record (see ``evaluation/report.py`` for its
 schema) out, written as JSON and Markdown. Every user-facing problem is raised as
-:class:`EvaluationError` with a one-line message; the commands turn it into exit status 2.
+:class:`EvaluationError` with a one-line message; the commands turn it into exit status 2. The feature networks, the models and the data
+(TensorFlow) are imported inside the functions that use them, so that importing this
+module stays cheap for the commands.
 """
 from __future__ import annotations
 

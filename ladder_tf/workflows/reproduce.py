@@ -9,6 +9,9 @@ skipped, an interrupted one resumed from its checkpoints; a run another process 
 comparison. An evaluation is skipped when the run already has one with the same FID
 network and protocol made at its final checkpoint; an interrupted one resumes from the
 cached FID statistics of the sets it finished.
+
+The training loop and the evaluation (TensorFlow, the networks) are imported inside the
+functions that use them, so the commands answer --help and argument mistakes at once.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Any, Callable, Sequence
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
 from ladder_tf.io_utils import read_jsonl
+from ladder_tf.locks import RunLockedError
 from ladder_tf.workflows.resume import config_changes, format_changes, recorded_config
 
 ALL_PRIORS = ("normal", "vampprior", "gmm", "hierarchical", "ladder")
@@ -108,7 +112,6 @@ def train_missing(specs: Sequence[RunSpec], load_data: Callable[[], Any], progre
 
     Divergence and another worker's lock are recorded in the Outcome and the next run goes
     on; other errors (bad config values, unwritable folders) propagate."""
-    from ladder_tf.locks import RunLockedError
     from ladder_tf.workflows.training import Trainer, TrainingDivergedError
 
     outcome, runs, data = Outcome(), unique_runs(specs), None
@@ -144,7 +147,6 @@ def evaluate_missing(specs: Sequence[RunSpec], features: Sequence[str], settings
     """Evaluate every finished run with every FID network in ``features`` unless a current
     evaluation with the same protocol exists. ``settings_for(network)`` gives the
     EvaluationSettings of one network (weights already resolved)."""
-    from ladder_tf.locks import RunLockedError
     from ladder_tf.workflows.evaluate import EvaluationError, evaluate_to_files, evaluation_is_current
 
     outcome, runs = Outcome(), [s for s in unique_runs(specs) if is_finished(s)]
