@@ -140,6 +140,19 @@ def test_results_tables_pool_seeds_and_repeats(tmp_path):
     assert table_rows(one, "### FID: classifier-FID")["Generation"] == ["12.50", "-"]
 
 
+def test_tables_only_trains_nothing_and_lists_what_is_missing(tmp_path, capsys):
+    argv = ["--priors", "normal,gmm", "--seeds", "0", "--epochs", "2", "--out-root", str(tmp_path)]
+    t1, _ = specs_for(tmp_path, *argv[:-2])
+    fake_run(t1[0], {"elbo": -5.0, "reconstruction": -1.0, "sigma_term": -2.0, "entropy": -1.0,
+                     "cross_entropy": -1.0})
+    assert reproduce.main([*argv, "--tables-only"]) == 0
+    assert "training into" not in capsys.readouterr().out
+    assert not os.path.exists(t1[1].run_dir)
+    text = (tmp_path / "mnist_fashion" / "results.md").read_text()
+    assert table_rows(text, "### Final test negative ELBO")["-ELBO (nats/image)"] == ["5.00", "-"]
+    assert f"training: gmm, seed 0 ({t1[1].run_dir})" in text
+
+
 def test_d_t_sweep_shares_the_matching_ladder_run(tmp_path):
     t1, t2 = specs_for(tmp_path, "--priors", "ladder", "--d-t", "2,16", "--seeds", "0")
     assert t1[0].cfg.representation_size == 16

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="root of the run directories; also the cache of FID classifiers and statistics")
     out.add_argument("--results", metavar="PATH", help="write PATH.md and PATH.json (default: "
                      "<out-root>/<dataset>/results)")
+    out.add_argument("--tables-only", action="store_true",
+                     help="train and evaluate nothing: write the tables of what exists (what is "
+                     "missing is listed)")
     out.add_argument("--no-progress", action="store_true",
                      help="no progress bars: one line per epoch only (for batch jobs)")
     return p
@@ -166,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg0 = specs[0].cfg
     outcome = reproduce.Outcome()
     try:
-        outcome.merge(reproduce.train_missing(specs, lambda: load_data(args, cfg0), not args.no_progress,
-                                              say, warn))
-        if settings:
+        if not args.tables_only:
+            outcome.merge(reproduce.train_missing(specs, lambda: load_data(args, cfg0),
+                                                  not args.no_progress, say, warn))
+        if settings and not args.tables_only:
             outcome.merge(reproduce.evaluate_missing(specs, list(settings), settings.get, command,
                                                      say, warn))
         record = results.results(cfg0.exp_name, table1, table2, {**outcome.failures, **outcome.busy},
