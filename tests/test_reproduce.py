@@ -133,6 +133,7 @@ def test_results_tables_pool_seeds_and_repeats(tmp_path):
     assert "training: gmm, seed 2" in text and "classifier FID: normal, seed 2" in text
     assert record["budget"]["num_epochs"] == 2 and record["seeds"] == [0, 1, 2]
     assert "tensorflow 2.x" in text and "seeds 0, 1, 2" in text
+    assert "2 epochs, batch 256, the whole training split" in text
     # A single seed with one repeat: its value, no spread.
     only = [s for s in t1 if s.seed == 0]
     fake_evaluation(only[0], [12.5], [10.0], name="evaluation-classifier.json")

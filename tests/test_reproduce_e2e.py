@@ -73,7 +73,7 @@ def test_train_evaluate_then_table(data_file, tmp_path, capsys):
         np.testing.assert_allclose([cells["normal"]["mean"], cells["gmm"]["mean"]], np.mean(expected, axis=1))
     assert fid_cells(text, "seeds evaluated") == ["1/1", "1/1"]
     assert "classifier-FID" in text and "60 generated images" in text and "2 repeats" in text
-    assert "Training budget: 1 epochs, 3 steps per epoch" in text and "tensorflow 2." in text
+    assert "Training budget: 1 epochs of 3 steps, batch 64, the whole training split" in text and "tensorflow 2." in text
     assert record["missing"] == [] and record["seeds"] == [0]
     assert ladder([*argv, "--results", os.path.join(root, "t1")]) == 0  # nothing left to do
     assert "evaluating" not in capsys.readouterr().out

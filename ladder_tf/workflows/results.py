@@ -140,10 +140,11 @@ def results(dataset: str, table1: Sequence[RunSpec], table2: Sequence[RunSpec],
 def results_markdown(record: dict[str, Any]) -> str:
     """results.md from the results record."""
     b, v = record["budget"], record["versions"]
-    steps = "full epochs" if b["steps_per_epoch"] is None else f"{b['steps_per_epoch']} steps per epoch"
-    data = "the whole training split" if b["train_size"] is None else f"{b['train_size']} training images"
+    # 0 (the config default) or None: the whole split, whole epochs
+    steps = f" of {b['steps_per_epoch']} steps" if b["steps_per_epoch"] else ""
+    data = f"the first {b['train_size']} training images" if b["train_size"] else "the whole training split"
     out = [f"# Results: {record['dataset']}", "",
-           f"Made by `{record['command']}`. Training budget: {b['num_epochs']} epochs, {steps}, batch "
+           f"Made by `{record['command']}`. Training budget: {b['num_epochs']} epochs{steps}, batch "
            f"{b['batch_size']}, {data}, d_z {b['code_size']}, block updates {b['block_update']}; seeds "
            f"{', '.join(map(str, record['seeds']))}. Software: "
            + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".", ""]
