@@ -127,7 +127,7 @@ def evaluation_settings(args: argparse.Namespace) -> dict[str, EvaluationSetting
             cache_dir=args.out_root,
             data_dir=args.data_dir, allow_download=not args.no_download, progress=not args.no_progress)
         try:
-            settings.fid_weights = resolve_features(settings)
+            resolve_features(settings)  # the weights must exist before anything trains
         except EvaluationError as err:
             fail(str(err))
         out[network] = settings
