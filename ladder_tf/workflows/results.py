@@ -58,8 +58,9 @@ def table_data(specs: Sequence[RunSpec]) -> dict[str, Any]:
     """One table's numbers: per column its runs, ELBO rows and FID rows per protocol."""
     groups = _group(specs)
     finished = {c: [s for s in runs if is_finished(s)] for c, runs in groups.items()}
-    elbo = {c: {label: summary([value(final_row(s.run_dir)) for s in finished[c]])
-                for label, value in ELBO_ROWS} for c in groups}
+    final = {c: [final_row(s.run_dir) for s in finished[c]] for c in groups}
+    elbo = {c: {label: summary([value(row) for row in final[c]]) for label, value in ELBO_ROWS}
+            for c in groups}
     fid: dict[str, dict[str, Any]] = {}
     for c in groups:
         for s in finished[c]:
