@@ -152,6 +152,12 @@ def test_tables_only_trains_nothing_and_lists_what_is_missing(tmp_path, capsys):
     text = (tmp_path / "mnist_fashion" / "results.md").read_text()
     assert table_rows(text, "### Final test negative ELBO")["-ELBO (nats/image)"] == ["5.00", "-"]
     assert f"training: gmm, seed 0 ({t1[1].run_dir})" in text
+    # The tables need no FID weights; training and evaluating do, and are refused up front.
+    absent = ["--evaluate", "fid-inception", "--fid-weights", str(tmp_path / "absent.npz")]
+    assert reproduce.main([*argv, *absent, "--tables-only"]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.main([*argv, *absent])
+    assert exit_info.value.code == 2 and not os.path.exists(t1[1].run_dir)
 
 
 def test_d_t_sweep_shares_the_matching_ladder_run(tmp_path):

@@ -126,10 +126,11 @@ def evaluation_settings(args: argparse.Namespace) -> dict[str, EvaluationSetting
             num_samples=args.num_samples, repeats=args.repeats, reference_size=args.reference_size,
             cache_dir=args.out_root,
             data_dir=args.data_dir, allow_download=not args.no_download, progress=not args.no_progress)
-        try:
-            resolve_features(settings)  # the weights must exist before anything trains
-        except EvaluationError as err:
-            fail(str(err))
+        if not args.tables_only:  # the weights must exist before anything trains
+            try:
+                resolve_features(settings)
+            except EvaluationError as err:
+                fail(str(err))
         out[network] = settings
     return out
 
@@ -172,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.tables_only:
             outcome.merge(reproduce.train_missing(specs, lambda: load_data(args, cfg0),
                                                   not args.no_progress, say, warn))
-        if settings and not args.tables_only:
-            outcome.merge(reproduce.evaluate_missing(specs, list(settings), settings.get, command,
-                                                     say, warn))
+            if settings:
+                outcome.merge(reproduce.evaluate_missing(specs, list(settings), settings.get,
+                                                         command, say, warn))
         record = results.results(cfg0.exp_name, table1, table2, {**outcome.failures, **outcome.busy},
                                  package_versions(), command)
         json_path, md_path = results.write_results(
