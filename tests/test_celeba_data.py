@@ -1,4 +1,5 @@
 """CelebA input pipeline on a generated folder: split, preprocessing, bad files, cache."""
+import hashlib
 import os
 import warnings
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ladder_tf.data import (DataNotFoundError, balanced_test_batch, eval_batches, load_dataset,
+from ladder_tf.data import (DataNotFoundError, as_images, balanced_test_batch, eval_batches, load_dataset,
                             train_batches, warn_skipped_files)
 from ladder_tf.data import celeba
 from synthetic import write_synthetic_folder
@@ -126,3 +127,25 @@ def test_missing_or_empty_folder_is_one_clear_error(tmp_path):
     (tmp_path / "junk" / "a.jpg").write_text("x")
     with pytest.raises(DataNotFoundError, match="no readable image"):
         load_dataset("celeba", str(tmp_path / "junk"))
+
+
+def test_content_id_names_the_images_without_decoding_them(folder, monkeypatch):
+    root, _ = folder
+    data = load_dataset("celeba", root, test_size=7)
+    again = load_dataset("celeba", root, test_size=7)
+    assert data.x_test.content_id() == again.x_test.content_id()
+    assert data.x_test.content_id() != data.x_train[:7].content_id()
+    assert data.x_test.content_id() != data.x_test[::-1].content_id()  # order matters
+    cropped = celeba.load_celeba(root, test_size=7, crop="center_square")
+    assert cropped.x_test.content_id() != data.x_test.content_id()
+    monkeypatch.setattr(celeba.ImageFiles, "_pipeline", lambda *a, **k: pytest.fail("decoded images"))
+    before = data.x_test.content_id()
+    path = str(data.x_test.store.paths[data.x_test.rows[0]])
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the file was replaced
+    assert data.x_test.content_id() != before
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert data.x_test.content_id() == before
+    x = np.arange(24, dtype=np.uint8).reshape(2, 3, 4, 1)
+    assert as_images(x).content_id() == hashlib.sha1(x.tobytes()).hexdigest()[:10]
+    assert as_images(x[:, ::-1]).content_id() == hashlib.sha1(x[:, ::-1].copy().tobytes()).hexdigest()[:10]

@@ -216,3 +216,47 @@ def test_sample_cli_writes_uint8_arrays_and_pngs(tiny_run, tmp_path, capsys):
     assert np.asarray(Image.open(out / names[0])).shape == (28, 28)
     with pytest.raises(SystemExit):
         sample.main([tiny_run["run"], "--num", "0", "--out", str(tmp_path / "x.npz")])
+
+
+@pytest.mark.e2e
+def test_celeba_run_is_evaluated_on_its_own_split(tmp_path, capsys):
+    """A CelebA run (lazily read JPEGs) gets standard FID and log p(x) from its own test split:
+    the run's ``test_size`` (8 of 24 images), not the default 20,000."""
+    import evaluate
+    from ladder_tf.data import celeba
+    from ladder_tf.evaluation.fid_weights import find_fid_weights
+    from synthetic import write_synthetic_folder
+
+    if find_fid_weights() is None:
+        pytest.skip("FID Inception weights not converted: run `make fid-weights`")
+    folder, run, out = tmp_path / "img_align_celeba", tmp_path / "run", str(tmp_path / "res")
+    write_synthetic_folder(str(folder), 24, sizes=((218, 178),))
+    train = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "train_celeba.py"), "--data-dir", str(folder), "--out-dir",
+         str(run), "--prior", "normal", "--epochs", "1", "--no-progress", "--set", "batch_size=8",
+         "--set", "num_hidden_units=16", "--set", "code_size=4", "--set", "test_size=8",
+         "--set", "test_batch_size=10", "--set", "steps_per_epoch=2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert train.returncode == 0, train.stderr[-3000:]
+    rc = evaluate.main([str(run), "--features", "fid-inception", "--metrics", "fid,nll", "--num-samples", "4",
+                        "--repeats", "2", "--reference-size", "5", "--nll-images", "3", "--nll-samples", "4",
+                        "--data-dir", str(folder), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+                        "--out", out])
+    assert rc == 0, capsys.readouterr().err
+    result = json.load(open(out + ".json"))
+    info = result["fid"]["per_dataset"]["celeba"]
+    assert info["reference_of"] == 24 - 8 and info["num_test"] == 4
+    assert "4 of the 8 test images" in info["sampling"]["real"]
+    train_rows, _ = celeba.split_indices(24, 8, seed=celeba.SPLIT_SEED)
+    assert len(train_rows) == info["reference_of"]
+    col = result["columns"][0]
+    assert all(np.isfinite(v) and v > 0 for key in ("generation", "reconstruction", "real")
+               for v in col["fid"][key]["values"])
+    assert col["nll"]["n_images"] == 3 and np.isfinite(col["nll"]["log_px_nats"])
+    # CelebA has no class labels here, so classifier-FID is one clear error, not a meaningless number
+    capsys.readouterr()
+    line = main_error([str(run), "--features", "classifier", "--data-dir", str(folder), "--cache-dir",
+                       str(tmp_path / "cache"), "--no-progress", "--out", out + "-clf"], capsys)
+    assert "needs class labels" in line and "fid-inception" in line
+    assert not os.path.exists(out + "-clf.json")

@@ -12,13 +12,16 @@ are :class:`ImageCollection` s (``as_images`` wraps an array in an :class:`Image
 - ``batches(b)`` and ``train_dataset(order)``: the same as tf.data pipelines (evaluation
   passes and training epochs, ladder_tf.data.eval_batches / train_batches);
 - ``in_memory``: True for arrays (large evaluation batches are cheap), False for files;
-  ``pop_skipped()``: the unreadable files skipped since the last call.
+  ``pop_skipped()``: the unreadable files skipped since the last call;
+- ``content_id()``: a short hash that changes when the images do (FID statistics caches are
+  keyed by it), computed without decoding any file.
 
 ``to_float`` is the only uint8 -> float conversion: v / 255 in float32, for numpy arrays
 and tf.Tensors alike (so pipelines and in-memory batches agree bit for bit).
 """
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Any, Iterator
 
@@ -71,6 +74,10 @@ class ImageCollection(ABC):
         """Paths of unreadable files skipped since the last call (none for arrays)."""
         return []
 
+    @abstractmethod
+    def content_id(self) -> str:
+        """10 hex digits naming these images (what they are, not where they are held)."""
+
     def floats(self) -> np.ndarray:
         """All images as float32 (n, H, W, C) in [0, 1]."""
         parts = list(self.float_batches(FLOAT_BATCH))
@@ -96,6 +103,10 @@ class ImageArray(ImageCollection):
     @property
     def shape(self) -> tuple[int, ...]:
         return self.array.shape
+
+    def content_id(self) -> str:
+        """sha1 of the array's bytes, in C order."""
+        return hashlib.sha1(np.ascontiguousarray(self.array).tobytes()).hexdigest()[:10]
 
     def float_batches(self, batch_size: int) -> Iterator[np.ndarray]:
         for i in range(0, len(self.array), batch_size):

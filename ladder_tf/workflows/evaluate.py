@@ -10,7 +10,6 @@ module stays cheap for the commands.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import sys
@@ -103,7 +102,8 @@ def load_models(paths: Sequence[str]) -> list:
 
 
 def load_data(models: Sequence, settings: EvaluationSettings) -> dict:
-    """The data set of every model, by its exp_name."""
+    """The data set of every model, by its exp_name, split as the first such model's config
+    says (CelebA: ``test_size`` and ``celeba_crop``, so FID uses the run's own test images)."""
     from ladder_tf.data import DataNotFoundError, load_dataset
 
     data = {}
@@ -111,7 +111,8 @@ def load_data(models: Sequence, settings: EvaluationSettings) -> dict:
         name = m.config.exp_name
         if name not in data:
             try:
-                data[name] = load_dataset(name, settings.data_dir, allow_download=settings.allow_download)
+                data[name] = load_dataset(name, settings.data_dir, allow_download=settings.allow_download,
+                                          cfg=m.config)
             except (DataNotFoundError, ValueError) as err:
                 raise EvaluationError(str(err)) from None
     return data
@@ -145,15 +146,14 @@ def make_extractor(settings: EvaluationSettings, dataset: str, data, weights: st
     else:
         from ladder_tf.evaluation.classifier import get_classifier
 
+        if len(np.unique(data.y_train)) < 2:
+            raise EvaluationError(f"--features classifier needs class labels and {dataset} has none "
+                                  "here; use --features fid-inception or inception")
         clf = get_classifier(dataset, data, os.path.join(settings.cache_dir, "_classifiers"),
                              progress=True)  # a few lines, not a bar: always shown
         ext = ClassifierFeatures(clf, dataset)
     cache[key] = ext
     return ext
-
-
-def _array_id(x: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()[:10]
 
 
 def _model_id(model, path: str) -> str:
@@ -179,6 +179,7 @@ def _feature_info(settings: EvaluationSettings, ext, weights: str | None) -> dic
 
 def run_fid(models, paths, columns, data, settings: EvaluationSettings, weights, result) -> None:
     """FID rows of every column (generation, reconstruction, difference, real), per data set."""
+    from ladder_tf.data.images import as_images
     from ladder_tf.evaluation import fid as fid_lib
 
     progress, extractors = settings.progress, {}
@@ -189,10 +190,11 @@ def run_fid(models, paths, columns, data, settings: EvaluationSettings, weights,
         d = data[dataset]
         ext = make_extractor(settings, dataset, d, weights, extractors)
         x_ref = d.x_train[fid_lib.reference_indices(len(d.x_train), settings.reference_size)]
-        reference = fid_lib.reference_stats(ext, x_ref, cache, f"{dataset}|{ext.fingerprint}|{_array_id(x_ref)}",
+        reference = fid_lib.reference_stats(ext, x_ref, cache,
+                                            f"{dataset}|{ext.fingerprint}|{as_images(x_ref).content_id()}",
                                             progress)
         real = fid_lib.real_stats(ext, d.x_test, n, repeats, seed, cache,
-                                  f"{dataset}|{ext.fingerprint}|{_array_id(d.x_test)}", progress)
+                                  f"{dataset}|{ext.fingerprint}|{as_images(d.x_test).content_id()}", progress)
         _save_stats(settings, f"{dataset}-reference", reference)
         for r, st in enumerate(real):
             _save_stats(settings, f"{dataset}-real-{r}", st)

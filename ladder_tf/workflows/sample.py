@@ -29,7 +29,8 @@ def image_batches(model: TrainedModel, what: str, num: int, batch: int = 500, se
     reconstructions need cannot be loaded."""
     if what == "generation":
         return fid_lib.generated_batches(model, num, batch, fid_lib.derive_seed(seed, 0, 1))
-    data = load_dataset(model.config.exp_name, data_dir, allow_download=allow_download)
+    data = load_dataset(model.config.exp_name, data_dir, allow_download=allow_download,
+                        cfg=model.config)
     z_seed = fid_lib.derive_seed(seed, 0, 2) if reconstruction == "sampled" else None
     return fid_lib.reconstructed_batches(model, data.x_test[:num], batch, z_seed)
 
