@@ -26,6 +26,7 @@ PRIOR_ALIASES = {
 }
 PRIOR_NAMES = ("normal", "gmm", "vampprior", "hierarchical", "ladder")
 DATASETS = ("mnist_digit", "mnist_fashion", "celeba")
+LABELLED_DATASETS = ("mnist_digit", "mnist_fashion")  # with class labels: classifier-FID needs them
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # The shipped configs: package data after a (non-editable) install, configs/ in a checkout.
 CONFIG_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"),

@@ -30,6 +30,7 @@ def specs_for(tmp_path, *argv):
     (["--epochs", "0"], "num_epochs"),
     (["--evaluate", "classifier,fid"], "--evaluate: unknown FID network fid; choose from fid-inception"),
     (["--evaluate", "classifier", "--repeats", "0"], "--repeats must be at least 1"),
+    (["--dataset", "celeba", "--evaluate", "classifier"], "celeba has none here"),
 ])
 def test_bad_arguments_exit_2_with_one_message(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
