@@ -19,7 +19,7 @@ from ladder_tf import config as config_lib
 from ladder_tf.commands.train import load_or_fail
 from ladder_tf.commands.common import (add_data_flags, add_run_length_flags, config_path, error_text,
                                        fail, new_parser, quiet_tensorflow)
-from ladder_tf.config import DATASETS, LABELLED_DATASETS, PRIOR_ALIASES, PRIOR_NAMES, ConfigError
+from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, ConfigError
 from ladder_tf.workflows.evaluate import FEATURES, EvaluationSettings
 from ladder_tf.workflows import reproduce
 from ladder_tf.workflows.reproduce import ALL_PRIORS, RunSpec
@@ -107,7 +107,7 @@ def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]
 
 def evaluation_settings(args: argparse.Namespace) -> dict[str, EvaluationSettings]:
     """Per --evaluate network its settings, weights found (fails before any training)."""
-    from ladder_tf.workflows.evaluate import EvaluationError, resolve_features
+    from ladder_tf.workflows.evaluate import EvaluationError, check_network_fits, resolve_features
 
     if not args.evaluate:
         return {}
@@ -115,9 +115,11 @@ def evaluation_settings(args: argparse.Namespace) -> dict[str, EvaluationSetting
         networks = parse_names(args.evaluate, "--evaluate", "FID network", FEATURES, {})
     except ConfigError as err:
         fail(str(err))
-    if "classifier" in networks and args.dataset not in LABELLED_DATASETS:
-        fail(f"--evaluate classifier needs class labels and {args.dataset} has none here; "
-             "use --evaluate fid-inception or inception")
+    try:
+        for network in networks:
+            check_network_fits(network, args.dataset)
+    except EvaluationError as err:
+        fail(str(err))
     for flag, value, low in (("--num-samples", args.num_samples, 2), ("--repeats", args.repeats, 1),
                              ("--reference-size", args.reference_size, 2)):
         if value is not None and value < low:

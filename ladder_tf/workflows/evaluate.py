@@ -17,8 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import numpy as np
-
+from ladder_tf.config import LABELLED_DATASETS
 from ladder_tf.evaluation.report import (SCHEMA, ReportError, column_names, markdown, output_paths,
                                          read_report, run_columns, write_report)
 from ladder_tf.locks import locked
@@ -60,6 +59,14 @@ class EvaluationSettings:
     allow_download: bool = True
     seed: int = 0
     progress: bool = True
+
+
+def check_network_fits(network: str, dataset: str) -> None:
+    """Raise EvaluationError when FID network ``network`` cannot serve ``dataset``: the
+    classifier needs class labels, which only the MNIST data sets have."""
+    if network == "classifier" and dataset not in LABELLED_DATASETS:
+        raise EvaluationError(f"classifier-FID needs class labels and {dataset} has none here; "
+                              "use the fid-inception or inception network")
 
 
 def resolve_features(settings: EvaluationSettings) -> str | None:
@@ -146,9 +153,7 @@ def make_extractor(settings: EvaluationSettings, dataset: str, data, weights: st
     else:
         from ladder_tf.evaluation.classifier import get_classifier
 
-        if len(np.unique(data.y_train)) < 2:
-            raise EvaluationError(f"--features classifier needs class labels and {dataset} has none "
-                                  "here; use --features fid-inception or inception")
+        check_network_fits("classifier", dataset)
         clf = get_classifier(dataset, data, os.path.join(settings.cache_dir, "_classifiers"),
                              progress=True)  # a few lines, not a bar: always shown
         ext = ClassifierFeatures(clf, dataset)

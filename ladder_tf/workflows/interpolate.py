@@ -35,8 +35,8 @@ def interpolate(model_path: str, start: int, end: int, out_dir: str,
     t0 = time.perf_counter()
     model = model if model is not None else load_model(model_path)
     cfg = model.config
-    data = data if data is not None else load_dataset(cfg.exp_name, data_dir,
-                                                             allow_download=allow_download, cfg=cfg)
+    if data is None:
+        data = load_dataset(cfg.exp_name, data_dir, allow_download=allow_download, cfg=cfg)
     n_test = len(data.x_test)
     for label, index in (("--start", start), ("--end", end)):
         if not 0 <= index < n_test:
