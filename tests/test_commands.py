@@ -10,7 +10,7 @@ from ladder_tf import commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILY = ("train", "train-celeba", "evaluate", "reproduce", "export", "interpolate", "sample",
-          "fid-weights")
+          "data", "fid-weights")
 
 
 def help_text(name, capsys):

@@ -38,6 +38,8 @@ COMMANDS: dict[str, Command] = {
                            "shortest path and shortest likely path between two test images"),
     "sample": Command("ladder_tf.commands.sample:main",
                       "write generated or reconstructed images of a trained run"),
+    "data": Command("ladder_tf.commands.data:main",
+                    "get MNIST digits or Fashion-MNIST once, checked, where training finds them"),
     "fid-weights": Command("ladder_tf.commands.fid_weights:main",
                            "convert the standard FID Inception weights once (no torch needed)"),
 }
