@@ -19,9 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = {"train_mnist.py": "train", "train_celeba.py": "train-celeba", "evaluate.py": "evaluate",
            "reproduce.py": "reproduce"}
 PARSERS = {
-    "train": lambda: train_cmd.training_parser(train_cmd.MNIST_HELP, ["mnist_digit", "mnist_fashion"]),
-    "train-celeba": lambda: train_cmd.add_distribution_flags(
-        train_cmd.training_parser(train_cmd.CELEBA_HELP, ["celeba"], cache_dir=True)),
+    "train": train_cmd.mnist_parser, "train-celeba": train_cmd.celeba_parser,
     "evaluate": evaluate.parser, "reproduce": reproduce.build_parser, "export": export.build_parser,
     "interpolate": interpolate.parser, "sample": sample.parser, "fid-weights": fid_weights.parser,
 }
