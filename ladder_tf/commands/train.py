@@ -182,7 +182,10 @@ def settled_config(args: argparse.Namespace, default_dataset: str, allowed: Sequ
     if args.cache_dir and not config_lib.image_dataset(cfg.exp_name):
         fail(f"--cache-dir applies to the image data sets (celeba, folder, tfds:NAME), not {cfg.exp_name}")
     run_dir = args.out_dir or default_run_dir(cfg)
-    return with_data_dir(cfg, args.data_dir, [run_dir]), run_dir
+    cfg = with_data_dir(cfg, args.data_dir, [run_dir])
+    if cfg.exp_name == "folder" and not cfg.data_dir:
+        fail("--dataset folder needs --data-dir DIR: a folder of images (subfolders are searched)")
+    return cfg, run_dir
 
 
 TRAIN_SETS = ("mnist_fashion", "mnist_digit") + IMAGE_SETS

@@ -195,13 +195,19 @@ def tfds_builder(name: str, tfds_dir: str | None = None) -> Any:
         import tensorflow_datasets as tfds
     except ImportError:
         raise DataNotFoundError(f"tfds:{name} needs the package tensorflow-datasets") from None
+    from absl import logging as absl_logging
+
     where = tfds_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's notes on the folders it looked in
     try:
         builder = tfds.builder(name, data_dir=tfds_dir)
         prepared = builder.is_prepared()
     except Exception as err:  # noqa: BLE001 - unknown name, unreadable metadata
         raise DataNotFoundError(f"TensorFlow Datasets '{name}' is not prepared in {where} "
                                 f"({error_line(err)})") from None
+    finally:
+        absl_logging.set_verbosity(verbosity)
     if not prepared:
         raise DataNotFoundError(
             f"TensorFlow Datasets '{name}' is not prepared in {where}; ladder never downloads it: "
