@@ -29,7 +29,7 @@ import sys
 import pytest
 
 from ladder_tf import commands
-from ladder_tf.commands import data, evaluate, export, fid_weights, interpolate, reproduce, sample
+from ladder_tf.commands import data, evaluate, export, fid, fid_weights, interpolate, reproduce, sample
 from ladder_tf.commands import train as train_cmd
 from ladder_tf.config import SAFE_ON_RESUME
 
@@ -45,12 +45,10 @@ PENDING_FILES = {
 SCRIPTS = {"train_mnist.py": "train", "train_celeba.py": "train-celeba", "evaluate.py": "evaluate",
            "reproduce.py": "reproduce"}
 PARSERS = {
-    "train": lambda: train_cmd.training_parser(train_cmd.MNIST_HELP, ["mnist_digit", "mnist_fashion"]),
-    "train-celeba": lambda: train_cmd.add_distribution_flags(
-        train_cmd.training_parser(train_cmd.CELEBA_HELP, ["celeba"], cache_dir=True)),
+    "train": train_cmd.mnist_parser, "train-celeba": train_cmd.celeba_parser,
     "evaluate": evaluate.parser, "reproduce": reproduce.build_parser, "export": export.build_parser,
     "interpolate": interpolate.parser, "sample": sample.parser, "fid-weights": fid_weights.parser,
-    "data": data.parser,
+    "data": data.parser, "fid": fid.fid_parser, "fid-stats": fid.stats_parser,
 }
 
 

@@ -16,7 +16,7 @@ import os
 import sys
 
 from ladder_tf import config as config_lib
-from ladder_tf.commands.train import load_or_fail
+from ladder_tf.commands.train import load_or_fail, with_data_dir
 from ladder_tf.commands.common import (add_data_flags, add_run_length_flags, config_path, error_text,
                                        fail, new_parser, quiet_tensorflow)
 from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, ConfigError
@@ -102,6 +102,8 @@ def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]
     base = config_lib.load(config_path(args.dataset), args.set, exp_name=args.dataset,
                            num_epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                            train_size=args.train_size)
+    table1, table2 = reproduce.build_specs(base, priors, seeds, d_ts, args.out_root)
+    base = with_data_dir(base, args.data_dir, [s.run_dir for s in table1 + table2])  # else as recorded
     return reproduce.build_specs(base, priors, seeds, d_ts, args.out_root)
 
 
@@ -143,9 +145,7 @@ def evaluation_settings(args: argparse.Namespace) -> dict[str, EvaluationSetting
 def load_data(args: argparse.Namespace, cfg):
     """The training data of ``cfg`` (CelebA reads its crop and test size from it); fails
     (exit 2) when it cannot be found."""
-    celeba = {"cfg": cfg} if cfg.exp_name == "celeba" else {}
-    return load_or_fail(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
-                        train_size=cfg.train_size, **celeba)
+    return load_or_fail(cfg, args.data_dir, allow_download=not args.no_download, train_size=cfg.train_size)
 
 
 def say(text: str) -> None:
