@@ -6,7 +6,8 @@
     figures/<prior figure>_eNNN.png            the prior's own figures (Prior.figure_data)
     figures/losses.png                         every train/test metric against epoch
     mixture/mixture_eNNN.npz                   the fitted mixture (Prior.mixture_arrays)
-    metrics.jsonl                              one row per epoch
+    metrics.jsonl                              one row per epoch (test_batch_spread: see
+                                               reconstruction_spread)
     tensorboard/, run_record.json, console     ladder_tf.workflows.run_log
 
 The priors say what their figures and mixture files hold; this module draws and writes them.
@@ -14,6 +15,7 @@ The priors say what their figures and mixture files hold; this module draws and 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,15 @@ from ladder_tf.workflows.resume import METRICS_FILE
 from ladder_tf.workflows.run_log import RunLog
 
 SAMPLES_SHOWN = 100
+COLLAPSE_SPREAD = 0.05  # below this reconstruction spread an epoch warns (reconstruction_spread)
+
+
+def reconstruction_spread(recon: np.ndarray, images: np.ndarray) -> float:
+    """How much the reconstructions vary from image to image, relative to the images: the
+    mean over pixels of the standard deviation across the batch, reconstructions over images
+    (both (N, H, W, C)). About 1 for a decoder that follows z; near 0 when it outputs one
+    image whatever z is (posterior collapse, a saturated output layer)."""
+    return float(np.mean(np.std(recon, axis=0)) / max(float(np.mean(np.std(images, axis=0))), 1e-12))
 
 
 def draw_prior_figure(run_dir: str, epoch: int, fig: PriorFigure, labels: np.ndarray | None) -> str:
@@ -82,6 +93,12 @@ class Reporter:
         line of the finished epoch ``row["epoch"]`` (``row``: its metrics)."""
         epoch = row["epoch"]
         recon = vae.reconstruct(tf.constant(self.test_x)).numpy()
+        row["test_batch_spread"] = reconstruction_spread(recon, self.test_x)
+        if row["test_batch_spread"] < COLLAPSE_SPREAD:
+            warnings.warn(f"epoch {epoch}: the reconstructions hardly depend on the image (spread "
+                          f"{row['test_batch_spread']:.3f} of the test images'): the decoder ignores "
+                          "z, and every sample will look the same. See docs/decisions.md "
+                          "(output activation) if this lasts.", stacklevel=2)
         samples = vae.decode(prior.sample(SAMPLES_SHOWN, seed=epoch)).numpy()
         figures.save_image_grid(recon, figures.figure_path(self.out_dir, "reconstructions", epoch))
         figures.save_image_grid(samples, figures.figure_path(self.out_dir, "samples", epoch), ncols=10)
