@@ -96,7 +96,7 @@ class Config:
     dim_input_y: int = field(default=28, metadata=_range(1))
     dim_input_channel: int = field(default=1, metadata=_choice(1, 3))
     activation: str = field(default="relu", metadata=_choice("relu", "leaky_relu"))
-    mnist_network: str = field(default="paper", metadata=_choice("paper", "original_fashion"))
+    mnist_network: str = field(default="paper", metadata=_choice("paper", "original_fashion", "large"))
     output_activation: str = field(default="sigmoid", metadata=_choice("sigmoid", "relu", "linear"))
     sigma: float = field(default=0.5, metadata=_range(0.0, lo_open=True))
     sigma_floor: bool = True

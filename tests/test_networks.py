@@ -37,3 +37,23 @@ def test_original_options(out_act):
     assert out.shape == (2, 28, 28, 1)
     if out_act == "relu":
         assert out.min() >= 0
+
+
+def test_large_network_shapes_and_parameter_counts():
+    cfg = from_dict({"code_size": 16, "mnist_network": "large"})
+    enc, dec = build_networks(cfg)
+    x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype(np.float32)
+    mean, std = enc(x)
+    assert mean.shape == (2, 16) and dec(mean).shape == (2, 28, 28, 1)
+
+    def conv(c_in, c_out, k=3):
+        return k * k * c_in * c_out + c_out
+    # h = 256: encoder pairs (16, 16), (64, 64), (256, 256) filters, FC 64, two heads
+    enc_expected = conv(1, 16) + conv(16, 16) + conv(16, 64) + conv(64, 64) + conv(64, 256) \
+        + conv(256, 256) + (4 * 4 * 256 * 64 + 64) + 2 * (64 * 16 + 16)
+    # FC 4096 -> (4, 4, 256): convs 256, 256 -> (8, 8, 64): 64, 64 -> (16, 16, 16): 16, 16
+    # -> (32, 32, 4): conv 16, 5x5 out
+    dec_expected = (16 * 4096 + 4096) + conv(256, 256) + conv(256, 256) + conv(64, 64) \
+        + conv(64, 64) + conv(16, 16) + conv(16, 16) + conv(4, 16) + conv(16, 1, 5)
+    assert param_count(enc) == enc_expected
+    assert param_count(dec) == dec_expected

@@ -1,7 +1,8 @@
 """Network builders per data set: ``build_networks(cfg)`` -> (encoder, decoder).
 
 MNIST sets: ``mnist`` (the paper's, default) or, with ``mnist_network='original_fashion'``,
-``mnist_original`` (the authors' code's Fashion-MNIST pair). CelebA and the other image data
+``mnist_original`` (the authors' code's Fashion-MNIST pair), with ``'large'`` ``mnist_large``
+(a deeper pair beyond the paper). CelebA and the other image data
 sets (folder, tfds:NAME): ``celeba``, whose ``celeba_network`` key picks the paper's or the
 original's layers inside that module, at the config's image size.
 """
@@ -16,6 +17,8 @@ def build_networks(cfg: Config) -> tuple[keras.Model, keras.Model]:
     """The data VAE's encoder q(z|x) and decoder mean of p(x|z) for ``cfg.exp_name``."""
     if cfg.exp_name.startswith("mnist") and cfg.mnist_network == "original_fashion":
         from ladder_tf.model.networks import mnist_original as module
+    elif cfg.exp_name.startswith("mnist") and cfg.mnist_network == "large":
+        from ladder_tf.model.networks import mnist_large as module
     elif cfg.exp_name.startswith("mnist"):
         from ladder_tf.model.networks import mnist as module
     elif image_dataset(cfg.exp_name):
