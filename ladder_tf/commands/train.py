@@ -115,6 +115,15 @@ def default_run_dir(cfg: Config) -> str:
     return os.path.join("experiments", cfg.exp_name, cfg.prior)
 
 
+def run_dir_or_fail(args: argparse.Namespace, cfg: Config) -> str:
+    """--out-dir (default ``default_run_dir``), refused in one line when it is an existing file."""
+    run_dir = args.out_dir or default_run_dir(cfg)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        fail(f"--out-dir {run_dir} is an existing file, not a directory; give a new directory or "
+             "a run directory to resume")
+    return run_dir
+
+
 def load_or_fail(dataset: str, data_dir: str | None, **kwargs):
     """``ladder_tf.data.load_dataset``, with one error line (exit 2) for every data mistake."""
     from ladder_tf.data import DataNotFoundError, load_dataset
@@ -137,10 +146,10 @@ def main_mnist(argv: list[str] | None = None) -> int:
     if not cfg.exp_name.startswith("mnist"):
         fail(f"ladder train trains mnist_digit or mnist_fashion, but the config's exp_name is "
              f"'{cfg.exp_name}' (use ladder train-celeba for celeba)")
+    run_dir = run_dir_or_fail(args, cfg)
     quiet_tensorflow(args.verbose)
     data = load_or_fail(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
                         train_size=cfg.train_size)
-    run_dir = args.out_dir or default_run_dir(cfg)
     print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} images from "
           f"{data.source}) into {run_dir}")
     return train_and_report(cfg, data, run_dir, args)
@@ -156,6 +165,7 @@ def main_celeba(argv: list[str] | None = None) -> int:
         fail(str(err))
     if cfg.exp_name != "celeba":
         fail(f"ladder train-celeba trains celeba, but the config's exp_name is '{cfg.exp_name}'")
+    run_dir = run_dir_or_fail(args, cfg)
     quiet_tensorflow(args.verbose)
     from ladder_tf import distributed  # the strategy must exist before other TensorFlow work
     try:
@@ -164,7 +174,6 @@ def main_celeba(argv: list[str] | None = None) -> int:
         fail(str(err))
     data = load_or_fail("celeba", args.data_dir, train_size=cfg.train_size, cfg=cfg,
                         cache_dir=args.cache_dir)
-    run_dir = args.out_dir or default_run_dir(cfg)
     if distributed.is_chief(strategy):
         print(f"training {cfg.prior} prior on celeba ({len(data.x_train)} train / {len(data.x_test)} "
               f"test images from {data.source}) into {run_dir}; {distributed.describe(strategy)}")

@@ -100,10 +100,14 @@ class Trainer:
         self.is_chief = distributed.is_chief(strategy)
         self.out_dir = run_dir if self.is_chief else distributed.worker_scratch_dir(self.strategy)
         self.show_progress = show_progress and self.is_chief
-        os.makedirs(self.out_dir, exist_ok=True)
         replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
             raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {replicas} replicas")
+        n_batches = len(data.x_train) // cfg.batch_size
+        if n_batches < 1:  # checked before anything is created: a refused run leaves no folder
+            raise ConfigError(f"{len(data.x_train)} training images are fewer than one batch of "
+                              f"{cfg.batch_size}; lower batch_size or use more images")
+        os.makedirs(self.out_dir, exist_ok=True)
         with self.strategy.scope():
             self.vae, self.prior = build_model(cfg)
             self.opt_vae = make_adam(cfg, cfg.learning_rate_ae, "adam_vae")
@@ -123,10 +127,6 @@ class Trainer:
                                     epoch_sum_steps=self.epoch_sum_steps)
         self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.out_dir, "checkpoints"),
                                                   max_to_keep=cfg.max_to_keep)
-        n_batches = len(data.x_train) // cfg.batch_size
-        if n_batches < 1:
-            raise ConfigError(f"{len(data.x_train)} training images are fewer than one batch of "
-                             f"{cfg.batch_size}; lower batch_size or use more images")
         self.steps_per_epoch = min(n_batches, cfg.steps_per_epoch or n_batches)
         self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
         self.eval_batch = EVAL_BATCH if as_images(data.x_train).in_memory else cfg.batch_size
