@@ -324,3 +324,45 @@ def test_epochs_beyond_the_step_counter_are_refused(capsys):
     assert from_dict({"num_epochs": 2 ** 31 - 1}).num_epochs == 2 ** 31 - 1
     line = cli_error(train_mnist.main, ["--epochs", "100000000000000000000"], capsys)
     assert "num_epochs" in line and "2147483647" in line
+
+
+def torchscript_bytes(offset, size, stride, numel=4):
+    """A TorchScript-like archive whose data.pkl is one tensor over a 4-float storage,
+    pickled by hand (protocol 2 opcodes), as a crafted file would be."""
+    import io
+    import struct
+    import zipfile
+
+    def text(value):
+        return b"X" + struct.pack("<I", len(value)) + value.encode()
+
+    def tup(*items):
+        return b"(" + b"".join(items) + b"t"
+
+    def num(value):
+        return b"J" + struct.pack("<i", value)
+
+    pkl = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n("
+           + tup(text("storage"), b"ctorch\nFloatStorage\n", text("0"), text("cpu"), num(numel)) + b"Q"
+           + num(offset) + tup(*map(num, size)) + tup(*map(num, stride)) + b"\x89tR.")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("m/data.pkl", pkl)
+        z.writestr("m/data/0", np.arange(4, dtype="<f4").tobytes())
+    return io.BytesIO(buf.getvalue())
+
+
+@pytest.mark.parametrize("offset, size, stride, message", [
+    (-2, (4,), (1,), "storage offset -2 is not an integer >= 0"),
+    (0, (5,), (1,), r"reaches element 4 of a storage of 4"),
+    (1, (2, 2), (2, 1), r"reaches element 4 of a storage of 4"),
+    (3, (2,), (-1,), "not one non-negative stride per non-negative dimension"),
+    (0, (2, 2), (1,), "not one non-negative stride per non-negative dimension"),
+])
+def test_torchscript_tensors_must_lie_inside_their_storage(offset, size, stride, message):
+    from ladder_tf.evaluation.torchscript_reader import TorchScriptFormatError, read_torchscript
+
+    tree, _ = read_torchscript(torchscript_bytes(0, (2, 2), (1, 2)))  # a transposed view reads fine
+    np.testing.assert_array_equal(tree, np.arange(4.0).reshape(2, 2).T)
+    with pytest.raises(TorchScriptFormatError, match=message):
+        read_torchscript(torchscript_bytes(offset, size, stride))
