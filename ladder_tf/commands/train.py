@@ -101,8 +101,9 @@ def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
         fail(error_text(err))
     except TrainingDivergedError as err:
         fail(str(err), status=1)
-    except KeyboardInterrupt:
-        fail("interrupted; re-run the same command to resume from the last checkpoint", status=130)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (ladder_tf.workflows.interrupts.Interrupted)
+        fail(f"{err or 'interrupted'}; re-run the same command to resume from the last checkpoint",
+             status=128 + getattr(err, "signum", 2))
     if rows and chief:
         last = rows[-1]
         print(f"done: epoch {last['epoch']}, test -ELBO {-last['test_elbo']:.2f} nats/image, "
