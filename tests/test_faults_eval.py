@@ -55,3 +55,105 @@ def test_classifier_cache_is_keyed_by_training_data_and_a_broken_entry_is_replac
     bad.y_train[:3] = [10, 10, -1]
     with pytest.raises(ValueError, match=r"mnist_digit training labels has 3 label\(s\) outside 0\.\.9"):
         clf_lib.get_classifier("mnist_digit", bad, root, epochs=1, progress=False)
+
+
+# -- ladder sample ---------------------------------------------------------------------------
+from test_faults import DATA, finished  # noqa: E402,F401  (a tiny trained run)
+
+
+class Recorder:
+    """An FID feature network that keeps the images it is given (as uint8), in batches of 16."""
+
+    dim, batch_size = 2, 16
+
+    def __init__(self):
+        self.images = []
+
+    def __call__(self, x):
+        from ladder_tf.evaluation.fid_inception import quantise_uint8
+
+        self.images.append(quantise_uint8(x).numpy())
+        return np.stack([np.mean(x, axis=(1, 2, 3)), np.std(x, axis=(1, 2, 3))], 1)
+
+
+def scored(model, n, sampled=True):
+    """The (generated, reconstructed) images evaluate's repeat 0 scores with --num-samples n."""
+    from ladder_tf.evaluation import fid as fid_lib
+
+    recorder = Recorder()
+    fid_lib.model_stats(model, recorder, DATA.x_test, n, 1, seed=0, sampled_reconstruction=sampled,
+                        progress=False)
+    images = np.concatenate(recorder.images)
+    return images[:n], images[n:]
+
+
+def sampled(run_dir, out, *args):
+    from ladder_tf.commands import sample
+
+    assert sample.main([run_dir, "--out", str(out), *args]) == 0
+    with np.load(out) as f:
+        return f["images"]
+
+
+def test_sample_writes_the_images_evaluate_scored_whatever_the_batch(finished, tmp_path, capsys):
+    from ladder_tf.evaluation import fid as fid_lib
+    from ladder_tf.evaluation.fid_inception import quantise_uint8
+    from ladder_tf.workflows.trained import load_model
+
+    np.savez(tmp_path / "d.npz", x_train=DATA.x_train, y_train=DATA.y_train, x_test=DATA.x_test, y_test=DATA.y_test)
+    model = load_model(finished)
+    generated, reconstructed = scored(model, 120)  # all 40 test images
+    _, subset_reconstructed = scored(model, 30)  # a random 30 of them
+    for batch in ("7", "50", "64"):
+        images = sampled(finished, tmp_path / f"g{batch}.npz", "--num-samples", "120", "--batch", batch)
+        np.testing.assert_array_equal(images, generated)
+        for n, expected in (("120", reconstructed), ("30", subset_reconstructed)):
+            images = sampled(finished, tmp_path / f"r{batch}.npz", "--num-samples", n, "--batch", batch,
+                             "--what", "reconstruction", "--data-dir", str(tmp_path / "d.npz"), "--no-progress")
+            np.testing.assert_array_equal(images, expected)
+    assert "120/120" in capsys.readouterr().err  # the progress bar
+    seed = fid_lib.derive_seed(fid_lib.derive_seed(0, 0, 1), 2)  # image 110: row 10 of the third chunk
+    np.testing.assert_array_equal(generated[110], quantise_uint8(model.generate(50, seed)[10]).numpy())
+
+
+def test_sample_refuses_what_cannot_fit_and_never_holds_all_images(finished, tmp_path, capsys, monkeypatch):
+    import shutil
+    import tracemalloc
+    from collections import namedtuple
+
+    from ladder_tf.commands import sample
+    from ladder_tf.model.trained import InProcessModel
+
+    generate, calls = InProcessModel.generate, []
+
+    def counted(self, n, seed):
+        calls.append(n)
+        if len(calls) > 200:
+            raise RuntimeError("more than 10,000 images made")
+        return generate(self, n, seed)
+
+    monkeypatch.setattr(InProcessModel, "generate", counted)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 ** 12, 9 * 10 ** 11, 10 ** 10))
+    for out, message in (("big.npz", "1000000000 images of 28x28x1 would take 784.0 GB, and .* has 10.0 GB free"),
+                         ("pngs", "1000000000 images of 28x28x1 would take at least 67.0 GB as PNG files")):
+        with pytest.raises(SystemExit) as exc:
+            sample.main([finished, "--num-samples", "1000000000", "--out", str(tmp_path / out)])
+        line = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+        assert exc.value.code == 2 and len(line) == 1 and __import__("re").search(message, line[0]), line
+    assert calls == [] and not os.path.exists(tmp_path / "pngs")
+
+    def peak_bytes(n):
+        tracemalloc.start()
+        try:
+            sample.main([finished, "--num", str(n), "--out", str(tmp_path / f"s{n}.npz"), "--no-progress"])
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak_bytes(50), peak_bytes(8000)  # 8,000 images: 6.3 MB as uint8
+    assert large - small < 2 * 2 ** 20, (small, large)
+    assert "warning: --num is deprecated; use --num-samples" in capsys.readouterr().err
+    with np.load(tmp_path / "s8000.npz") as f:
+        assert f["images"].shape == (8000, 28, 28, 1)
+    assert "--num-samples" in sample.parser().format_help() and "--num " not in sample.parser().format_help()
