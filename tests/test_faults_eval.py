@@ -33,7 +33,7 @@ def test_saved_model_signatures_check_inputs_at_their_entry(tmp_path):
     assert sig["decode"](z=z)["images"].shape == (2, 28, 28, 1)
 
 
-def test_classifier_cache_is_keyed_by_training_data_and_a_broken_entry_is_replaced(tmp_path, monkeypatch):
+def test_classifier_and_stats_caches_are_keyed_by_data_and_broken_entries_replaced(tmp_path, monkeypatch):
     from ladder_tf.evaluation import classifier as clf_lib
     from synthetic import synthetic_data
 
@@ -55,6 +55,18 @@ def test_classifier_cache_is_keyed_by_training_data_and_a_broken_entry_is_replac
     bad.y_train[:3] = [10, 10, -1]
     with pytest.raises(ValueError, match=r"mnist_digit training labels has 3 label\(s\) outside 0\.\.9"):
         clf_lib.get_classifier("mnist_digit", bad, root, epochs=1, progress=False)
+
+    from ladder_tf.evaluation.fid import GaussianStats, StatsCache
+
+    cache, calls = StatsCache(str(tmp_path / "stats")), []
+    stats = GaussianStats(np.zeros(2), np.eye(2), 3)
+    cache.get("k", lambda: calls.append(1) or stats)
+    (path,) = [str(p) for p in (tmp_path / "stats").iterdir()]
+    with open(path, "r+b") as fh:
+        fh.truncate(40)  # a damaged statistics file: computed again
+    with pytest.warns(UserWarning, match="damaged cached statistics .*computing them again"):
+        np.testing.assert_array_equal(cache.get("k", lambda: calls.append(1) or stats).cov, np.eye(2))
+    assert len(calls) == 2
 
 
 # -- ladder sample ---------------------------------------------------------------------------

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+import zipfile
 
 import numpy as np
 import tensorflow as tf
 
 from ladder_tf.data.images import as_images
+from ladder_tf.io_utils import error_line
 from ladder_tf.evaluation.features import accumulate_stats
 from ladder_tf.evaluation.frechet import GaussianStats, frechet_distance
 from ladder_tf.model.trained import TrainedModel
@@ -23,7 +26,8 @@ class StatsCache:
     interrupted evaluation reruns without recomputing what it already finished.
 
     ``directory`` None: no caching. Keys are strings naming everything the statistics
-    depend on (network fingerprint, protocol, data, model checkpoint, seed, repeat, N).
+    depend on (network fingerprint, protocol, data, model checkpoint, seed, repeat, N). A
+    cached file that cannot be read is computed again (one warning), never an error.
     """
 
     def __init__(self, directory: str | None):
@@ -35,7 +39,11 @@ class StatsCache:
             return compute()
         path = os.path.join(self.directory, hashlib.sha1(key.encode()).hexdigest()[:20] + ".npz")
         if os.path.exists(path):
-            return GaussianStats.load(path)
+            try:
+                return GaussianStats.load(path)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                warnings.warn(f"{path}: damaged cached statistics ({error_line(err)}); computing them "
+                              "again", stacklevel=2)
         stats = compute()
         stats.save(path)
         return stats
