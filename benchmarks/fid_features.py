@@ -165,7 +165,8 @@ def main() -> int:
     ext = FIDInceptionFeatures(params, SOURCE_SHA1, batch_size=args.batch)
     out["fid_inception_extractor_28x28_grey"] = extractor_rate(ext, data.x_test, args.n)
 
-    clf_dir = clf_lib.classifier_dir(args.dataset, os.path.join(args.cache_dir, "_classifiers"))
+    clf_dir = clf_lib.classifier_dir(args.dataset, os.path.join(args.cache_dir, "_classifiers"),
+                                     clf_lib.data_key(data, clf_lib.N_CLASSES))
     clf = clf_lib.load_classifier(clf_dir)
     if clf is None:
         model, feats = clf_lib.build_classifier(tuple(data.x_test.shape[1:]))

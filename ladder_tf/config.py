@@ -41,6 +41,9 @@ LEGACY_KEYS = ("load_model", "load_dir", "data_path", "loss_function", "num_iter
 # Keys that change neither the model nor the data order of the steps already taken: the only
 # ones a resumed run may change without --allow-config-change (ladder_tf.workflows.resume).
 SAFE_ON_RESUME = ("num_epochs", "checkpoint_every_steps", "max_to_keep", "data_dir")
+# Epoch numbers seed int32 random streams (test ELBO, figures) and num_epochs x steps per
+# epoch must fit the int64 step counter: the largest num_epochs accepted.
+MAX_EPOCHS = 2 ** 31 - 1
 
 
 class ConfigError(ValueError):
@@ -102,7 +105,7 @@ class Config:
     sigma_floor: bool = True
     # optimisation
     batch_size: int = field(default=256, metadata=_range(1))
-    num_epochs: int = field(default=50, metadata=_range(1))
+    num_epochs: int = field(default=50, metadata=_range(1, MAX_EPOCHS))
     learning_rate_ae: float = field(default=5e-4, metadata=_range(0.0, lo_open=True))
     learning_rate_sigma: float = field(default=5e-4, metadata=_range(0.0, lo_open=True))
     learning_rate_prior: float = field(default=3e-4, metadata=_range(0.0, lo_open=True))

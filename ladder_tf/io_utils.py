@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -15,18 +16,25 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
     ``suffix`` keeps a file extension on the temporary name for writers that infer the
-    format from it (matplotlib, numpy). A failure leaves ``path`` untouched.
+    format from it (matplotlib, numpy). A failure leaves ``path`` untouched. An OSError
+    about the temporary file (an unwritable folder or file, a full disk) is raised naming
+    ``path``, the file the user knows.
     """
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+        os.close(fd)
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if tmp is None or tmp in (err.filename, err.filename2) or err.filename is None:
+            raise OSError(err.errno, err.strerror or error_line(err), path) from err
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
@@ -73,6 +81,20 @@ def read_jsonl(path: str | os.PathLike, require: tuple[str, ...] = ()) -> list[d
     return rows
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, in nested dicts and
+    lists too, so that it serialises as standard JSON (``null``), not as ``NaN``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_jsonl(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
-    """Rewrite ``path`` with ``rows``, one JSON object per line, atomically."""
-    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    """Rewrite ``path`` with ``rows``, one JSON object per line, atomically; a non-finite
+    number is written as ``null`` (standard JSON)."""
+    atomic_write_text(path, "".join(json.dumps(json_safe(r), sort_keys=True, allow_nan=False) + "\n"
+                                    for r in rows))

@@ -219,9 +219,10 @@ def quick_classifier():
     if not HAVE_FASHION:
         pytest.skip(f"Fashion-MNIST not installed at {DEBIAN_FASHION_DIR} "
                     "(apt package dataset-fashion-mnist)")
-    from ladder_tf.data import load_dataset
+    from ladder_tf.data import ImageData, load_dataset
 
-    data = load_dataset("mnist_fashion", allow_download=False)
+    full = load_dataset("mnist_fashion", allow_download=False)
+    data = ImageData(full.x_train[:8000], full.y_train[:8000], full.x_test[:2000], full.y_test[:2000], "part")
     clf = clf_lib.train_classifier(data.x_train[:3000], data.y_train[:3000], data.x_test[:1000],
                                    data.y_test[:1000], epochs=1, batch_size=32,
                                    progress=False)
@@ -247,10 +248,11 @@ def test_classifier_fid_separates_real_from_noise_and_blur(quick_classifier):
 
 def test_classifier_cache_roundtrip_and_reuse(quick_classifier, tmp_path, monkeypatch):
     clf, data = quick_classifier
-    clf_lib.save_classifier(clf, clf_lib.classifier_dir("mnist_fashion", str(tmp_path)))
+    key = clf_lib.data_key(data, 10)  # the classifier stands in for one trained on all of ``data``
+    clf_lib.save_classifier(clf, clf_lib.classifier_dir("mnist_fashion", str(tmp_path), key))
     monkeypatch.setattr(clf_lib, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
     again = clf_lib.get_classifier("mnist_fashion", data, str(tmp_path), progress=False)
     x = data.x_test[:8].astype(np.float32) / 255.0
     np.testing.assert_allclose(again.features(x).numpy(), clf.features(x).numpy(), rtol=1e-5, atol=1e-6)
     assert again.info["test_accuracy"] == clf.info["test_accuracy"]
-    assert sorted(os.listdir(tmp_path / "mnist_fashion")) == [clf_lib.INFO_FILE, clf_lib.WEIGHTS_FILE]
+    assert sorted(os.listdir(tmp_path / "mnist_fashion" / key)) == [clf_lib.INFO_FILE, clf_lib.WEIGHTS_FILE]

@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--save-stats", metavar="DIR", help="also write every set's feature mean and "
                    "covariance as DIR/<set>.npz with keys mu and sigma (pytorch-fid's layout)")
     p.add_argument("--cache-dir", default="experiments",
-                   help="where the classifier (_classifiers/<dataset>/) and the reference "
+                   help="where the classifier (_classifiers/<dataset>/<data key>/) and the reference "
                    "statistics (_fid_stats/) are cached")
     p.add_argument("--nll-samples", type=int, default=1000, help="k, importance samples of q(z|x) per image")
     p.add_argument("--nll-images", type=int, default=1000, help="test images for log p(x) (the first N)")

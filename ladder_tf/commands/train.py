@@ -125,8 +125,9 @@ def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
         fail(error_text(err))
     except TrainingDivergedError as err:
         fail(str(err), status=1)
-    except KeyboardInterrupt:
-        fail("interrupted; re-run the same command to resume from the last checkpoint", status=130)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (ladder_tf.workflows.interrupts.Interrupted)
+        fail(f"{err or 'interrupted'}; re-run the same command to resume from the last checkpoint",
+             status=128 + getattr(err, "signum", 2))
     if rows and chief:
         last = rows[-1]
         print(f"done: epoch {last['epoch']}, test -ELBO {-last['test_elbo']:.2f} nats/image, "
@@ -137,6 +138,15 @@ def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
 def default_run_dir(cfg: Config) -> str:
     """experiments/<exp_name>/<prior>, where a run without --out-dir goes (tfds:a/b: tfds_a_b)."""
     return os.path.join("experiments", cfg.exp_name.replace(":", "_").replace("/", "_"), cfg.prior)
+
+
+def run_dir_or_fail(args: argparse.Namespace, cfg: Config) -> str:
+    """--out-dir (default ``default_run_dir``), refused in one line when it is an existing file."""
+    run_dir = args.out_dir or default_run_dir(cfg)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        fail(f"--out-dir {run_dir} is an existing file, not a directory; give a new directory or "
+             "a run directory to resume")
+    return run_dir
 
 
 def with_data_dir(cfg: Config, data_dir: str | None, run_dirs: Sequence[str]) -> Config:
@@ -181,7 +191,7 @@ def settled_config(args: argparse.Namespace, default_dataset: str, allowed: Sequ
              + (" (use ladder train-celeba for celeba)" if cfg.exp_name == "celeba" else ""))
     if args.cache_dir and not config_lib.image_dataset(cfg.exp_name):
         fail(f"--cache-dir applies to the image data sets (celeba, folder, tfds:NAME), not {cfg.exp_name}")
-    run_dir = args.out_dir or default_run_dir(cfg)
+    run_dir = run_dir_or_fail(args, cfg)
     cfg = with_data_dir(cfg, args.data_dir, [run_dir])
     if cfg.exp_name == "folder" and not cfg.data_dir:
         fail("--dataset folder needs --data-dir DIR: a folder of images (subfolders are searched)")

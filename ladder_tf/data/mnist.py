@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import math
 import os
 import pickle
 import zipfile
@@ -53,6 +54,11 @@ class DataFormatError(ValueError):
 
 
 IMAGE_SHAPES = ((28, 28), (28, 28, 1), (784,))
+N_CLASSES = 10  # both data sets: labels 0..9
+# The largest array a data file may declare (bytes in memory): the 60,000 training images as
+# float64 take 0.35 GiB; a header that claims more is damaged or hostile and is not expanded.
+MAX_ARRAY_BYTES = 2 ** 30
+MAX_IDX_DIMS = 4
 
 
 @dataclass
@@ -66,24 +72,54 @@ class ImageData:
     source: str
 
 
+def _size_text(n_bytes: int) -> str:
+    return f"{n_bytes / 2 ** 30:.1f} GiB" if n_bytes >= 2 ** 30 else f"{n_bytes / 2 ** 20:.1f} MiB"
+
+
+def _check_declared_size(where: str, shape: tuple[int, ...], itemsize: int) -> int:
+    """The bytes an array of ``shape`` declared by a file header takes; DataFormatError
+    naming ``where`` above MAX_ARRAY_BYTES (a header claiming 10^9 images, a zip bomb)."""
+    n_bytes = math.prod(shape) * itemsize
+    if n_bytes > MAX_ARRAY_BYTES:
+        raise DataFormatError(f"{where} declares shape {tuple(shape)}, {_size_text(n_bytes)} in memory; "
+                              f"more than the {_size_text(MAX_ARRAY_BYTES)} an MNIST-like data set "
+                              "can need, so it was not read")
+    return n_bytes
+
+
 def read_idx(path: str) -> np.ndarray:
-    """Parse one IDX file (gzipped or not) into a numpy array of its declared shape."""
+    """Parse one IDX file (gzipped or not) into a numpy array of its declared shape.
+
+    The header is read and checked first (magic, 1 to MAX_IDX_DIMS dimensions, a size that
+    fits MAX_ARRAY_BYTES and, uncompressed, the file's size); only then the values.
+    """
     opener = gzip.open if path.endswith(".gz") else open
+    kind = "a complete gzip file" if path.endswith(".gz") else "readable"
     try:
         with opener(path, "rb") as fh:
-            data = fh.read()
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise DataFormatError(f"{path} is not an unsigned-byte IDX file")
+            ndim = head[3]
+            if not 1 <= ndim <= MAX_IDX_DIMS:
+                raise DataFormatError(f"{path}: its IDX header declares {ndim} dimensions (byte 4); "
+                                      f"expected 1 (labels) to {MAX_IDX_DIMS}, 3 for images")
+            raw_dims = fh.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataFormatError(f"{path} is truncated inside its IDX header")
+            dims = [int.from_bytes(raw_dims[4 * i: 4 * i + 4], "big") for i in range(ndim)]
+            count = _check_declared_size(path, tuple(dims), 1)
+            if opener is open and os.path.getsize(path) != 4 + 4 * ndim + count:
+                found = os.path.getsize(path) - 4 - 4 * ndim
+                raise DataFormatError(f"{path} does not match its IDX header: {dims} declares {count} "
+                                      f"values, the file holds {found}")
+            data = fh.read(count + 1)
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
-        kind = "a complete gzip file" if path.endswith(".gz") else "readable"
         raise DataFormatError(f"{path} is not {kind} ({error_line(err)})") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataFormatError(f"{path} is not an unsigned-byte IDX file")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise DataFormatError(f"{path} is truncated: expected {int(np.prod(dims))} values, "
-                         f"found {body.size}")
-    return body.reshape(dims)
+    if len(data) != count:
+        raise DataFormatError(f"{path} does not match its IDX header: {dims} declares {count} values, "
+                              f"found {'more' if len(data) > count else len(data)}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _find_idx(directory: str, stem: str) -> str | None:
@@ -104,8 +140,32 @@ def load_idx_dir(directory: str) -> ImageData | None:
                           source=f"IDX files in {directory}")
 
 
+def check_npy_member(path: str, archive: zipfile.ZipFile, key: str) -> None:
+    """Check the .npy header of array ``key`` of the .npz ``path`` before it is expanded.
+
+    DataFormatError (naming the file and the array) when the header is unreadable, declares
+    more than MAX_ARRAY_BYTES, or a size other than the zip member's declared size (what
+    ``zipfile`` will expand at most, so a zip bomb is refused here).
+    """
+    where = f"{path} array '{key}'"
+    info = archive.getinfo(f"{key}.npy" if f"{key}.npy" in archive.namelist() else key)
+    with archive.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise DataFormatError(f"{where}: unsupported .npy format version {version}")
+        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                  else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = reader(fh)
+        header_bytes = fh.tell()
+    n_bytes = _check_declared_size(where, shape, dtype.itemsize)
+    if n_bytes != info.file_size - header_bytes:
+        raise DataFormatError(f"{where} declares shape {tuple(shape)} ({_size_text(n_bytes)}) but holds "
+                              f"{_size_text(info.file_size - header_bytes)}; the file is damaged")
+
+
 def load_npz(path: str) -> ImageData:
-    """A Keras-style ``.npz`` with x_train, y_train, x_test, y_test."""
+    """A Keras-style ``.npz`` with x_train, y_train, x_test, y_test; each array's header is
+    checked (``check_npy_member``) before the array is read."""
     try:
         npz = np.load(path)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
@@ -122,7 +182,10 @@ def load_npz(path: str) -> ImageData:
         arrays = {}
         for k in IDX_FILES:
             try:
+                check_npy_member(path, npz.zip, k)
                 arrays[k] = npz[k]
+            except DataFormatError:
+                raise
             except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
                 raise DataFormatError(f"{path} array '{k}' cannot be read ({error_line(err)})") from None
     return _as_image_data(arrays, {k: f"{path} array '{k}'" for k in IDX_FILES},
@@ -139,6 +202,9 @@ def check_images(a: np.ndarray, where: str) -> np.ndarray:
     if a.ndim < 2 or a.shape[1:] not in IMAGE_SHAPES:
         raise DataFormatError(f"{where} has shape {a.shape}; expected 28x28 images: (N, 28, 28), "
                               "(N, 28, 28, 1) or (N, 784)")
+    if a.shape[0] == 0:
+        raise DataFormatError(f"{where} holds no images (shape {a.shape}); every split needs at "
+                              "least one image")
     if a.dtype.kind not in "uif":
         raise DataFormatError(f"{where} has dtype {a.dtype}; expected uint8, integer or float pixels")
     if a.dtype != np.uint8:
@@ -158,7 +224,7 @@ def check_images(a: np.ndarray, where: str) -> np.ndarray:
 
 
 def check_labels(y: np.ndarray, where: str, n: int) -> np.ndarray:
-    """Labels as int64 (n,), or DataFormatError: one integer label per image."""
+    """Labels as int64 (n,), or DataFormatError: one integer label in 0..N_CLASSES-1 per image."""
     y = np.asarray(y)
     if y.shape not in ((n,), (n, 1)):
         raise DataFormatError(f"{where} has shape {y.shape}; expected ({n},), one label per image")
@@ -166,7 +232,12 @@ def check_labels(y: np.ndarray, where: str, n: int) -> np.ndarray:
         raise DataFormatError(f"{where} holds non-integer labels; expected integer class labels")
     if y.dtype.kind not in "uif":
         raise DataFormatError(f"{where} has dtype {y.dtype}; expected integer class labels")
-    return y.reshape(n).astype(np.int64)
+    y = y.reshape(n).astype(np.int64)
+    bad = (y < 0) | (y >= N_CLASSES)
+    if bad.any():
+        raise DataFormatError(f"{where} has {int(bad.sum())} label(s) outside 0..{N_CLASSES - 1} "
+                              f"(e.g. {int(y[bad][0])}); both MNIST data sets have {N_CLASSES} classes")
+    return y
 
 
 def _as_image_data(arrays: dict[str, np.ndarray], where: dict[str, str], source: str) -> ImageData:

@@ -2,18 +2,23 @@
 
 Inception weights need the network; this classifier is trained by the project itself on
 the data set's labelled training split, once, and cached under
-``<cache_root>/<dataset>/`` as ``classifier_weights.h5`` (Keras HDF5) plus ``classifier.json`` (test
-accuracy, epochs, seconds). Both files are written atomically, the JSON last, so a
-folder with a JSON always holds complete weights.
+``<cache_root>/<dataset>/<data key>/`` as ``classifier_weights.h5`` (Keras HDF5) plus
+``classifier.json`` (test accuracy, epochs, seconds, class count). The data key hashes the
+training images, their labels and the class count, so a classifier trained on other data
+(a small or wrong ``--data-dir``) is never reused. Both files are written atomically, the
+JSON last, so a folder with a JSON always holds complete weights; an entry that cannot be
+loaded anyway is replaced by a newly trained classifier, with a warning.
 
 Its FID numbers are on a different scale from Inception FID (128-d features of a network
 trained on the data set itself) and are never comparable with the paper's numbers.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from ladder_tf.data.images import to_float
+from ladder_tf.data.images import as_images, to_float
+from ladder_tf.data.mnist import N_CLASSES
 from ladder_tf.io_utils import atomic_path, atomic_write_text
 
 ARCH_VERSION = 2
@@ -74,16 +80,28 @@ def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle_seed: int | None)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def check_class_labels(y: np.ndarray, n_classes: int, where: str) -> None:
+    """Raise ValueError naming ``where`` when a label lies outside 0..n_classes-1."""
+    bad = (np.asarray(y) < 0) | (np.asarray(y) >= n_classes)
+    if bad.any():
+        raise ValueError(f"{where} has {int(bad.sum())} label(s) outside 0..{n_classes - 1} "
+                         f"(e.g. {int(np.asarray(y)[bad][0])}); the classifier has {n_classes} classes")
+
+
 def train_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                      y_test: np.ndarray, epochs: int = 4, batch_size: int = 128,
-                     learning_rate: float = 2e-3, seed: int = 0, progress: bool = True) -> Classifier:
-    """Train on (x_train uint8 (N, H, W, C), y_train (N,)) with Adam and a cosine schedule.
+                     learning_rate: float = 2e-3, seed: int = 0, progress: bool = True,
+                     n_classes: int = N_CLASSES) -> Classifier:
+    """Train on (x_train uint8 (N, H, W, C), y_train (N,) in 0..n_classes-1) with Adam and a
+    cosine schedule.
 
     Prints one line per epoch when ``progress``. Returns the classifier with
-    ``info['test_accuracy']`` measured on the whole test split.
+    ``info['test_accuracy']`` measured on the whole test split. Raises ValueError for a
+    label outside 0..n_classes-1.
     """
+    check_class_labels(y_train, n_classes, "y_train")
+    check_class_labels(y_test, n_classes, "y_test")
     keras.utils.set_random_seed(seed)
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
     model, feats = build_classifier(tuple(x_train.shape[1:]), n_classes, seed)
     steps = epochs * -(-len(x_train) // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
@@ -103,7 +121,7 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarra
     info = {"arch_version": ARCH_VERSION, "test_accuracy": float(acc), "epochs": epochs,
             "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
             "n_train": int(len(x_train)), "n_test": int(len(x_test)), "train_seconds": seconds,
-            "feature_dim": FEATURE_DIM, "image_shape": list(x_train.shape[1:])}
+            "feature_dim": FEATURE_DIM, "image_shape": list(x_train.shape[1:]), "n_classes": n_classes}
     return Classifier(model, feats, info)
 
 
@@ -118,31 +136,50 @@ def save_classifier(clf: Classifier, directory: str) -> None:
 
 
 def load_classifier(directory: str) -> Classifier | None:
-    """The cached classifier in ``directory``, or None when absent or from another version."""
+    """The cached classifier in ``directory``, or None when absent, from another version, or
+    unloadable (damaged files, another class count): warned about, and never raised, so a
+    cache entry cannot break a later evaluation."""
     info_path, weights_path = os.path.join(directory, INFO_FILE), os.path.join(directory, WEIGHTS_FILE)
     if not (os.path.exists(info_path) and os.path.exists(weights_path)):
         return None
-    with open(info_path, encoding="utf-8") as fh:
-        info = json.load(fh)
-    if info.get("arch_version") != ARCH_VERSION:
+    try:
+        with open(info_path, encoding="utf-8") as fh:
+            info = json.load(fh)
+        if info.get("arch_version") != ARCH_VERSION:
+            return None
+        model, feats = build_classifier(tuple(info["image_shape"]), int(info["n_classes"]),
+                                        seed=info.get("seed", 0))
+        model.load_weights(weights_path)
+    except Exception as err:  # noqa: BLE001 - whatever is wrong with the entry, it is replaced
+        warnings.warn(f"{directory}: the cached classifier cannot be loaded ({str(err).splitlines()[0][:200]}); "
+                      "training a new one", stacklevel=2)
         return None
-    model, feats = build_classifier(tuple(info["image_shape"]), seed=info.get("seed", 0))
-    model.load_weights(weights_path)
     return Classifier(model, feats, info, weights_path)
 
 
-def classifier_dir(dataset: str, cache_root: str | None = None) -> str:
-    return os.path.join(cache_root or DEFAULT_CACHE_ROOT, dataset)
+def data_key(data, n_classes: int) -> str:
+    """12 hex digits naming the classifier's training data: images, labels, class count."""
+    labels = np.ascontiguousarray(np.asarray(data.y_train, np.int64)).tobytes()
+    text = f"{as_images(data.x_train).content_id()}|{hashlib.sha1(labels).hexdigest()}|{n_classes}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def classifier_dir(dataset: str, cache_root: str | None = None, key: str = "") -> str:
+    """``<cache_root>/<dataset>/<key>``: where the classifier of one training set is cached."""
+    return os.path.join(cache_root or DEFAULT_CACHE_ROOT, dataset, key)
 
 
 def get_classifier(dataset: str, data, cache_root: str | None = None, epochs: int | None = None,
                    progress: bool = True) -> Classifier:
-    """The cached classifier of ``dataset``, training and caching it on first use.
+    """The cached classifier of ``dataset`` trained on ``data``'s training split, training and
+    caching it on first use (keyed by ``data_key``).
 
-    ``data``: an ImageData (uint8 x_train, y_train, x_test, y_test). Warns when the test
-    accuracy is below the target (99% digits, 90% fashion).
+    ``data``: an ImageData (uint8 x_train, y_train in 0..9, x_test, y_test). Warns when the
+    test accuracy is below the target (99% digits, 90% fashion). Raises ValueError for a
+    label outside 0..9.
     """
-    directory = classifier_dir(dataset, cache_root)
+    check_class_labels(data.y_train, N_CLASSES, f"the {dataset} training labels")
+    directory = classifier_dir(dataset, cache_root, data_key(data, N_CLASSES))
     clf = load_classifier(directory)
     if clf is not None:
         return clf

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+import zipfile
 
 import numpy as np
+import tensorflow as tf
 
 from ladder_tf.data.images import as_images
+from ladder_tf.io_utils import error_line
 from ladder_tf.evaluation.features import accumulate_stats
 from ladder_tf.evaluation.frechet import GaussianStats, frechet_distance
 from ladder_tf.model.trained import TrainedModel
@@ -22,7 +26,8 @@ class StatsCache:
     interrupted evaluation reruns without recomputing what it already finished.
 
     ``directory`` None: no caching. Keys are strings naming everything the statistics
-    depend on (network fingerprint, protocol, data, model checkpoint, seed, repeat, N).
+    depend on (network fingerprint, protocol, data, model checkpoint, seed, repeat, N). A
+    cached file that cannot be read is computed again (one warning), never an error.
     """
 
     def __init__(self, directory: str | None):
@@ -34,7 +39,11 @@ class StatsCache:
             return compute()
         path = os.path.join(self.directory, hashlib.sha1(key.encode()).hexdigest()[:20] + ".npz")
         if os.path.exists(path):
-            return GaussianStats.load(path)
+            try:
+                return GaussianStats.load(path)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                warnings.warn(f"{path}: damaged cached statistics ({error_line(err)}); computing them "
+                              "again", stacklevel=2)
         stats = compute()
         stats.save(path)
         return stats
@@ -100,17 +109,58 @@ def real_stats(extractor, x_test, num_samples: int, repeats: int, seed: int,
     return out
 
 
+# Images are drawn and decoded DRAW_CHUNK at a time whatever batch size their consumer asks
+# for, so every image is independent of batching: `ladder sample --batch B` writes exactly the
+# images `ladder evaluate` scores. 50 is the FID Inception network's batch, whose draws these are.
+DRAW_CHUNK = 50
+DRAWS = f"chunks of {DRAW_CHUNK}"  # in cache keys: statistics of batch-dependent draws are not reused
+
+
+def rebatch(chunks, batch: int):
+    """The images of ``chunks`` (arrays or tensors of any lengths), in order, as batches of
+    ``batch`` (the last one may be smaller)."""
+    held, size = [], 0
+    for chunk in chunks:
+        held.append(chunk)
+        size += len(chunk)
+        while size >= batch:
+            joined = held[0] if len(held) == 1 else tf.concat(held, 0)
+            yield joined[:batch]
+            held, size = ([joined[batch:]] if size > batch else []), size - batch
+    if size:
+        yield held[0] if len(held) == 1 else tf.concat(held, 0)
+
+
 def generated_batches(model: TrainedModel, n: int, batch: int, seed: int):
-    """n images decoded from z ~ p(z), batch by batch (batch b drawn with derive_seed(seed, b))."""
-    for b, start in enumerate(range(0, n, batch)):
-        yield model.generate(min(batch, n - start), derive_seed(seed, b))
+    """n images decoded from z ~ p(z), in batches of ``batch``.
+
+    Image i is row i mod 50 of ``model.generate(50, derive_seed(seed, i // 50))``
+    (DRAW_CHUNK = 50; the last chunk is drawn whole and cut): it depends on ``seed`` and i
+    only, not on ``batch`` or ``n``.
+    """
+    def chunks():
+        for k, start in enumerate(range(0, n, DRAW_CHUNK)):
+            yield model.generate(DRAW_CHUNK, derive_seed(seed, k))[:min(DRAW_CHUNK, n - start)]
+
+    return rebatch(chunks(), batch)
 
 
 def reconstructed_batches(model: TrainedModel, images, batch: int, seed: int | None):
-    """Reconstructions of ``images`` (an array or an image collection) batch by batch:
-    posterior means (``seed`` None) or decoded z ~ q(z|x) (batch b with the pair (seed, b))."""
-    for b, x in enumerate(as_images(images).float_batches(batch)):
-        yield model.reconstruct(x) if seed is None else model.reconstruct(x, (seed, b))
+    """Reconstructions of ``images`` (an array or an image collection), in batches of ``batch``:
+    posterior means (``seed`` None) or decoded z ~ q(z|x).
+
+    Image i is reconstructed in chunk k = i // 50 of 50 images (DRAW_CHUNK; the last chunk
+    padded with black images), its z drawn with the stateless seed pair (seed, k): it
+    depends on ``seed``, i and its own image only, not on ``batch``.
+    """
+    def chunks():
+        for k, x in enumerate(as_images(images).float_batches(DRAW_CHUNK)):
+            m = len(x)
+            if m < DRAW_CHUNK:
+                x = np.concatenate([x, np.zeros((DRAW_CHUNK - m,) + x.shape[1:], x.dtype)])
+            yield (model.reconstruct(x) if seed is None else model.reconstruct(x, (seed, k)))[:m]
+
+    return rebatch(chunks(), batch)
 
 
 def model_stats(model: TrainedModel, extractor, x_test, num_samples: int, repeats: int, seed: int,
@@ -127,13 +177,13 @@ def model_stats(model: TrainedModel, extractor, x_test, num_samples: int, repeat
     bs, name, x_test = extractor.batch_size, model.name, as_images(x_test)
     for r in range(repeats):
         gen_seed = derive_seed(seed, r, 1)
-        out["generation"].append(cache.get(f"generation|{key}|{num_samples}|{gen_seed}|{bs}", lambda: accumulate_stats(
+        out["generation"].append(cache.get(f"generation|{key}|{num_samples}|{gen_seed}|{bs}|{DRAWS}", lambda: accumulate_stats(
             extractor, generated_batches(model, num_samples, bs, gen_seed), num_samples,
             f"{name} generation {r + 1}/{repeats}", progress)))
         idx = subset_indices(len(x_test), num_samples, seed, r)
         z_seed = derive_seed(seed, r, 2) if sampled_reconstruction else None
         out["reconstruction"].append(cache.get(
-            f"reconstruction|{key}|{num_samples}|{seed}|{r}|{z_seed}|{bs}", lambda: accumulate_stats(
+            f"reconstruction|{key}|{num_samples}|{seed}|{r}|{z_seed}|{bs}|{DRAWS}", lambda: accumulate_stats(
                 extractor, reconstructed_batches(model, x_test[idx], bs, z_seed), len(idx),
                 f"{name} reconstruction {r + 1}/{repeats}", progress)))
     return out

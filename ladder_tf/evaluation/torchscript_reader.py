@@ -41,16 +41,52 @@ class _Storage:
     def __init__(self, archive: zipfile.ZipFile, root: str, dtype: str, key: str, numel: int):
         if dtype not in STORAGE_DTYPES:
             raise TorchScriptFormatError(f"unsupported tensor storage {dtype}")
-        raw = archive.read(f"{root}data/{key}")
-        self.array = np.frombuffer(raw, dtype=np.dtype(STORAGE_DTYPES[dtype]).newbyteorder("<"))
+        dt = np.dtype(STORAGE_DTYPES[dtype]).newbyteorder("<")
+        try:
+            raw = archive.read(f"{root}data/{key}")
+        except KeyError:
+            raise TorchScriptFormatError(f"storage {key!r} is not in the archive") from None
+        if len(raw) % dt.itemsize:
+            raise TorchScriptFormatError(f"storage {key}: {len(raw)} bytes are not whole {dtype} elements")
+        self.array = np.frombuffer(raw, dtype=dt)
         if self.array.size != numel:
             raise TorchScriptFormatError(f"storage {key}: {self.array.size} elements, expected {numel}")
 
 
+def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                       for v in value):
+        raise TorchScriptFormatError(f"a tensor's {what} is not a sequence of integers: {value!r}")
+    return tuple(value)
+
+
+def check_extent(numel: int, offset: Any, size: Any, stride: Any) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    """(offset, size, stride) of a tensor over a storage of ``numel`` elements, checked:
+    integers, offset >= 0, sizes >= 0, strides >= 0, one stride per dimension, and every
+    element inside the storage (offset + sum((size_i - 1) * stride_i) < numel). Raises
+    TorchScriptFormatError otherwise: a crafted file must not read outside the storage."""
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise TorchScriptFormatError(f"a tensor's storage offset {offset!r} is not an integer >= 0")
+    size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
+    if len(size) != len(stride) or any(v < 0 for v in size + stride):
+        raise TorchScriptFormatError(f"a tensor's size {size} and stride {stride} are not one "
+                                     "non-negative stride per non-negative dimension")
+    if 0 not in size:
+        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+        if last >= numel:
+            raise TorchScriptFormatError(f"a tensor (offset {offset}, size {size}, stride {stride}) "
+                                         f"reaches element {last} of a storage of {numel}")
+    return offset, size, stride
+
+
 def _rebuild_tensor(storage: _Storage, offset: int, size, stride, *_) -> np.ndarray:
-    """The numpy array a ``_rebuild_tensor_v2`` call describes (a copy, native byte order)."""
+    """The numpy array a ``_rebuild_tensor_v2`` call describes (a copy, native byte order),
+    after ``check_extent``."""
+    if not isinstance(storage, _Storage):
+        raise TorchScriptFormatError(f"a tensor's storage is {type(storage).__name__}, not a storage record")
+    offset, size, stride = check_extent(storage.array.size, offset, size, stride)
     itemsize = storage.array.itemsize
-    view = np.lib.stride_tricks.as_strided(storage.array[offset:], shape=tuple(size),
+    view = np.lib.stride_tricks.as_strided(storage.array[offset:], shape=size,
                                            strides=tuple(s * itemsize for s in stride))
     return np.array(view, dtype=storage.array.dtype.newbyteorder("="))
 

@@ -11,6 +11,7 @@ checkpoint because the file was missing.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import warnings
@@ -25,6 +26,15 @@ _NAME = re.compile(r"^(?P<prefix>.+-(?P<number>\d+))\.(?:index|data-\d+-of-\d+)$
 
 class CheckpointError(FileNotFoundError):
     """No usable checkpoint where one was needed (CLIs print it and exit 2)."""
+
+
+def write_error(err: tf.errors.OpError, ckpt_dir: str, step: int) -> OSError:
+    """The OSError (naming ``ckpt_dir``) for TensorFlow's error ``err`` while writing the
+    checkpoint of ``step``: a folder that is read-only or full, or not a folder."""
+    codes = ((tf.errors.PermissionDeniedError, errno.EACCES), (tf.errors.ResourceExhaustedError, errno.ENOSPC))
+    code = next((c for kind, c in codes if isinstance(err, kind)), None)
+    reason = os.strerror(code) if code else error_line(err)
+    return OSError(code or errno.EIO, f"{reason}; the checkpoint of step {step} was not written", ckpt_dir)
 
 
 def on_disk(ckpt_dir: str) -> list[str]:

@@ -6,7 +6,9 @@ The SavedModel needs neither this package nor its config to be used::
     m = tf.saved_model.load(path)
     m.signatures["sample"](n=tf.constant(16), seed=tf.constant(0))["images"]
 
-Signatures (float32 images (B, H, W, C) in [0, 1]; int32 scalars n and seed):
+Signatures (float32 images (B, H, W, C) in [0, 1]; int32 scalars n and seed); every input is
+checked in the graph at the signature's entry (``checked_input``), so a wrong shape or a
+negative n fails with a message giving the expected shape, also under TensorFlow Serving:
 
 - ``encode``      images -> {mean, std} of q(z|x), each (B, d_z)
 - ``decode``      z (B, d_z) -> {images}, the decoder's mean image
@@ -56,6 +58,32 @@ _TEMP_OWNER = re.compile(r"^(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+$")
 
 
 # -- the exported module ---------------------------------------------------------------
+def checked_input(x: tf.Tensor, what: str, dims: tuple[int, ...]) -> tf.Tensor:
+    """``x`` once an in-graph check passed that its shape is (B, *dims); else the call fails
+    with 'assertion failed: [<what> must have shape (B, ...); got shape] [...]'.
+
+    A signature's declared shape is not enforced when a server feeds its graph (TensorFlow
+    Serving, ``saved_model_cli``), so without this a wrong input fails deep inside the
+    networks. ``what``: 'signature: input', e.g. 'encode: images'.
+    """
+    expected = tf.constant((-1,) + dims, tf.int32)
+    shape = tf.shape(x, out_type=tf.int32)
+    padded = tf.concat([shape, tf.fill([len(dims) + 1], -2)], 0)[: len(dims) + 1]
+    ok = tf.logical_and(tf.equal(tf.size(shape), len(dims) + 1),
+                        tf.reduce_all(tf.logical_or(tf.equal(padded, expected), tf.equal(expected, -1))))
+    wanted = ", ".join(["B"] + [str(d) for d in dims])
+    check = tf.debugging.Assert(ok, [f"{what} must have shape ({wanted}); got shape", shape], summarize=8)
+    with tf.control_dependencies([check]):
+        return tf.identity(x)
+
+
+def checked_count(n: tf.Tensor, what: str) -> tf.Tensor:
+    """The int32 scalar ``n`` once an in-graph check passed that it is >= 0."""
+    check = tf.debugging.Assert(n >= 0, [f"{what} must be >= 0; got", n])
+    with tf.control_dependencies([check]):
+        return tf.identity(n)
+
+
 class ExportModule(tf.Module):
     """The functions a user needs, over the trained variables only (no optimisers)."""
 
@@ -73,36 +101,40 @@ class ExportModule(tf.Module):
         images = tf.TensorSpec([None, h, w, c], tf.float32, name="images")
         z = tf.TensorSpec([None, cfg.code_size], tf.float32, name="z")
         scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
-        sample_z = prior.sample
+        sample_z, d_z = prior.sample, cfg.code_size
 
         def encode(images):
-            mean, std = vae.encode(images)
+            mean, std = vae.encode(checked_input(images, "encode: images", (h, w, c)))
             return {"mean": mean, "std": std}
 
         def sample(n, seed):
-            z_draw = sample_z(n, seed)
+            z_draw = sample_z(checked_count(n, "sample: n"), seed)
             return {"images": vae.decode(z_draw), "z": z_draw}
 
         fns = {
             "encode": (encode, [images]),
-            "decode": (lambda z: {"images": vae.decode(z)}, [z]),
-            "reconstruct": (lambda images: {"images": vae.reconstruct(images)}, [images]),
+            "decode": (lambda z: {"images": vae.decode(checked_input(z, "decode: z", (d_z,)))}, [z]),
+            "reconstruct": (lambda images: {"images": vae.reconstruct(
+                checked_input(images, "reconstruct: images", (h, w, c)))}, [images]),
             "sample": (sample, [scalar("n"), scalar("seed")]),
         }
         if has_exact_density(prior):
             log_prob_z = prior.log_prob
-            fns["log_prob_z"] = (lambda z: {"log_prob": log_prob_z(z)}, [z])
+            fns["log_prob_z"] = (lambda z: {"log_prob": log_prob_z(checked_input(z, "log_prob_z: z", (d_z,)))},
+                                 [z])
         if prior.has_t_space:
-            t = tf.TensorSpec([None, prior.d_t], tf.float32, name="t")
+            d_t = prior.d_t
+            t = tf.TensorSpec([None, d_t], tf.float32, name="t")
             log_prob_t = prior.log_prob_t
 
             def encode_t(z):
-                mean, std = prior.encode(z)
+                mean, std = prior.encode(checked_input(z, "encode_t: z", (d_z,)))
                 return {"mean": mean, "std": std}
 
             fns["encode_t"] = (encode_t, [z])
-            fns["decode_t"] = (lambda t: {"z": prior.decode(t)}, [t])
-            fns["log_prob_t"] = (lambda t: {"log_prob": log_prob_t(t)}, [t])
+            fns["decode_t"] = (lambda t: {"z": prior.decode(checked_input(t, "decode_t: t", (d_t,)))}, [t])
+            fns["log_prob_t"] = (lambda t: {"log_prob": log_prob_t(checked_input(t, "log_prob_t: t", (d_t,)))},
+                                 [t])
         self.signature_names = sorted(fns)
         for name, (fn, spec) in fns.items():
             setattr(self, name, tf.function(fn, input_signature=spec))

@@ -5,22 +5,27 @@
   (``--allow-config-change``); each accepted change is appended to ``config_changes.jsonl``.
 - ``metrics.jsonl`` rows of epochs after the restored checkpoint (they will be trained
   again) are moved to ``metrics.superseded.jsonl``, never deleted.
+- An epoch's metrics row is written only after its checkpoint; until then it waits in
+  ``metrics.pending.json``, so a process that ends between the two loses no row (the next
+  resume appends it) and a failed checkpoint leaves no row behind it.
 """
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import warnings
 from typing import Any
 
 from ladder_tf import config as config_lib
 from ladder_tf.config import SAFE_ON_RESUME, Config, ConfigError
-from ladder_tf.io_utils import read_jsonl, write_jsonl
+from ladder_tf.io_utils import atomic_write_text, json_safe, read_jsonl, write_jsonl
 
 CONFIG_FILE = "config.json"
 CHANGES_FILE = "config_changes.jsonl"
 METRICS_FILE = "metrics.jsonl"
 SUPERSEDED_FILE = "metrics.superseded.jsonl"
+STAGED_FILE = "metrics.pending.json"
 ALLOW_FLAG = "--allow-config-change"
 
 Changes = dict[str, tuple[Any, Any]]
@@ -59,7 +64,7 @@ def check_config(run_dir: str, cfg: Config, allow_all: bool = False) -> Changes:
     """
     old = recorded_config(run_dir)
     if old is None:
-        return {}
+        return _unrecorded_config(run_dir, allow_all)
     changes = config_changes(old, cfg)
     unsafe = {k: v for k, v in changes.items() if k not in SAFE_ON_RESUME}
     if unsafe and not allow_all:
@@ -68,6 +73,24 @@ def check_config(run_dir: str, cfg: Config, allow_all: bool = False) -> Changes:
                           f"another --out-dir, or pass {ALLOW_FLAG} to resume with the new "
                           f"values (recorded in {CHANGES_FILE})")
     return changes
+
+
+def _unrecorded_config(run_dir: str, allow_all: bool) -> Changes:
+    """The changes to record for a run directory without ``config.json``: none for a new run;
+    for one with checkpoints the config they were trained with is unknown, which counts as a
+    changed config (refused unless ``allow_all``)."""
+    from ladder_tf.workflows.checkpoints import on_disk  # imports TensorFlow
+
+    if not on_disk(os.path.join(run_dir, "checkpoints")):
+        return {}
+    copy = os.path.join(run_dir, "saved_model", "assets", CONFIG_FILE)
+    hint = f" (the export's copy, perhaps older, is {copy})" if os.path.isfile(copy) else ""
+    if not allow_all:
+        raise ConfigError(f"{run_dir} has checkpoints but no {CONFIG_FILE}, so the config they were "
+                          f"trained with cannot be compared with this one; restore {CONFIG_FILE}{hint}, "
+                          f"train into another --out-dir, or pass {ALLOW_FLAG} to resume with this "
+                          f"config (recorded in {CHANGES_FILE})")
+    return {CONFIG_FILE: ("missing", "replaced by this invocation's config")}
 
 
 def record_config(out_dir: str, cfg: Config, changes: Changes, step: int) -> None:
@@ -102,5 +125,38 @@ def supersede_metrics(out_dir: str, epochs_done: int) -> None:
                   f"will be trained again; moved to {SUPERSEDED_FILE}", stacklevel=2)
 
 
-__all__ = ["SAFE_ON_RESUME", "ALLOW_FLAG", "check_config", "record_config", "check_position",
+def stage_row(out_dir: str, row: dict[str, Any]) -> None:
+    """Keep an epoch's metrics ``row`` in ``metrics.pending.json`` until its checkpoint exists."""
+    atomic_write_text(os.path.join(out_dir, STAGED_FILE), json.dumps(json_safe(row), sort_keys=True) + "\n")
+
+
+def clear_staged_row(out_dir: str) -> None:
+    """The staged row is in ``metrics.jsonl`` now: remove its file."""
+    path = os.path.join(out_dir, STAGED_FILE)
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def recover_staged_row(out_dir: str, epochs_done: int) -> None:
+    """Append the staged row when it belongs to the restored epoch ``epochs_done`` and
+    ``metrics.jsonl`` lacks it (the process ended after the checkpoint, before the row);
+    a staged row of an epoch that was not checkpointed is dropped."""
+    path = os.path.join(out_dir, STAGED_FILE)
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            row = json.load(fh)
+    except (OSError, ValueError):
+        row = None
+    metrics = os.path.join(out_dir, METRICS_FILE)
+    rows = read_jsonl(metrics, require=("epoch",))
+    if isinstance(row, dict) and row.get("epoch") == epochs_done and epochs_done not in [r["epoch"] for r in rows]:
+        write_jsonl(metrics, rows + [row])
+        warnings.warn(f"{metrics}: added the row of epoch {epochs_done}, whose checkpoint was written "
+                      f"but not its row (kept in {STAGED_FILE})", stacklevel=2)
+    clear_staged_row(out_dir)
+
+
+__all__ = ["stage_row", "clear_staged_row", "recover_staged_row", "SAFE_ON_RESUME", "ALLOW_FLAG", "check_config", "record_config", "check_position",
            "supersede_metrics", "config_changes", "format_changes", "recorded_config"]

@@ -24,6 +24,7 @@ from ladder_tf.data import (ImageData, as_images, balanced_test_batch, eval_batc
                             warn_skipped_files)
 from ladder_tf.model.optim import all_finite, build_optimizer, exponential_lr, make_adam
 from ladder_tf.workflows import checkpoints, resume
+from ladder_tf.workflows.interrupts import Interrupted, StopRequests, stop_requests
 from ladder_tf.workflows.block_updates import FLAG_KEYS, BlockStep, failed_block
 from ladder_tf.workflows.build import build_model, make_checkpoint
 from ladder_tf.workflows.reporter import Reporter
@@ -100,10 +101,14 @@ class Trainer:
         self.is_chief = distributed.is_chief(strategy)
         self.out_dir = run_dir if self.is_chief else distributed.worker_scratch_dir(self.strategy)
         self.show_progress = show_progress and self.is_chief
-        os.makedirs(self.out_dir, exist_ok=True)
         replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % replicas:
             raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {replicas} replicas")
+        n_batches = len(data.x_train) // cfg.batch_size
+        if n_batches < 1:  # checked before anything is created: a refused run leaves no folder
+            raise ConfigError(f"{len(data.x_train)} training images are fewer than one batch of "
+                              f"{cfg.batch_size}; lower batch_size or use more images")
+        os.makedirs(self.out_dir, exist_ok=True)
         with self.strategy.scope():
             self.vae, self.prior = build_model(cfg)
             self.opt_vae = make_adam(cfg, cfg.learning_rate_ae, "adam_vae")
@@ -123,15 +128,12 @@ class Trainer:
                                     epoch_sum_steps=self.epoch_sum_steps)
         self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.out_dir, "checkpoints"),
                                                   max_to_keep=cfg.max_to_keep)
-        n_batches = len(data.x_train) // cfg.batch_size
-        if n_batches < 1:
-            raise ConfigError(f"{len(data.x_train)} training images are fewer than one batch of "
-                             f"{cfg.batch_size}; lower batch_size or use more images")
         self.steps_per_epoch = min(n_batches, cfg.steps_per_epoch or n_batches)
         self.test_x, self.test_y = balanced_test_batch(data.x_test, data.y_test, cfg.test_batch_size)
         self.eval_batch = EVAL_BATCH if as_images(data.x_train).in_memory else cfg.batch_size
         self.reporter = Reporter(self.out_dir, cfg, self.test_x, self.test_y, chief=self.is_chief)
         self.epochs_trained = 0  # by the last ``fit``
+        self.stops = StopRequests()  # replaced by the installed one during ``fit``
         self.train_step = tf.function(self._distributed_step if self.distributed else self.block_step)
         self._eval_step = tf.function(self._eval_step_impl)
 
@@ -195,6 +197,7 @@ class Trainer:
         if latest:
             resume.check_position(int(self.step), int(self.epochs_done), self.steps_per_epoch)
             print(f"resuming from step {int(self.step)} (epoch {int(self.epochs_done)} done)", flush=True)
+        resume.recover_staged_row(self.out_dir, int(self.epochs_done))
         resume.supersede_metrics(self.out_dir, int(self.epochs_done))
 
     def save_checkpoint(self) -> str:
@@ -212,7 +215,10 @@ class Trainer:
                 f"the weights after step {int(self.step)} are non-finite or give a non-finite ELBO; "
                 f"not checkpointed ({self._last_checkpoint_text()}). Lower the learning rates or "
                 "check the data.")
-        return self.manager.save(checkpoint_number=int(self.step))
+        try:
+            return self.manager.save(checkpoint_number=int(self.step))
+        except tf.errors.OpError as err:  # an unwritable or full checkpoint folder
+            raise checkpoints.write_error(err, self.manager.directory, int(self.step)) from None
 
     def _last_checkpoint_text(self) -> str:
         latest = self.manager.latest_checkpoint
@@ -225,8 +231,10 @@ class Trainer:
         The chief holds the run directory's lock throughout (ladder_tf.locks); the config is
         compared with the recorded one before anything is written (ladder_tf.workflows.resume).
         ``epochs_trained`` then counts the epochs this call trained (0: the run was complete).
+        SIGTERM and Ctrl-C raise ``Interrupted`` (a KeyboardInterrupt; ladder_tf.workflows.interrupts)
+        after a checkpoint of the last finished step when they arrive between steps.
         """
-        with locks.run_lock(self.out_dir, "training", enabled=self.is_chief):
+        with locks.run_lock(self.out_dir, "training", enabled=self.is_chief), stop_requests() as self.stops:
             return self._fit()
 
     def _fit(self) -> list[dict[str, Any]]:
@@ -279,10 +287,12 @@ class Trainer:
                 f"epoch {epoch} ended with non-finite {', '.join(bad)}; its outputs and checkpoint "
                 f"were not written ({self._last_checkpoint_text()}). Lower the learning rates or "
                 "check the data.")
-        self.reporter.epoch(row, self.vae, self.prior)
         self.epochs_done.assign(epoch)
         self._store_sums({}, 0)
+        resume.stage_row(self.out_dir, row)  # the row waits for its checkpoint (recover_staged_row)
         self.save_checkpoint()
+        self.reporter.epoch(row, self.vae, self.prior)
+        resume.clear_staged_row(self.out_dir)
         return row
 
     def _train_steps(self, epoch: int) -> tuple[dict[str, float], int]:
@@ -296,32 +306,41 @@ class Trainer:
                                 epoch, done_in_epoch, spe - done_in_epoch)
         bar = tqdm(total=spe, initial=done_in_epoch, desc=f"epoch {epoch}/{cfg.num_epochs}",
                    disable=not self.show_progress, mininterval=1.0, dynamic_ncols=True)
-        n_new = 0
-        for x in batches:
-            out = self.train_step(x, tf.stack([tf.constant(cfg.seed, tf.int64), self.step.read_value()]))
-            flags = {k: bool(out.pop(k)) for k in (*FLAG_KEYS, "finite")}
-            if not flags["finite"]:
-                bar.close()
-                raise TrainingDivergedError(
-                    f"non-finite loss or gradient at epoch {epoch}, step {int(self.step) + 1}, in the "
-                    f"{failed_block(flags)} update (-ELBO {float(-out['elbo']):.4g}): that update and "
-                    f"the rest of the step were not applied, training stopped and nothing after the "
-                    f"last checkpoint was saved ({self._last_checkpoint_text()}). Lower the learning "
-                    "rates or check the data.")
-            self.step.assign_add(1)
-            if not sums:
-                sums = self._restored_sums(sorted(out), in_sums)
-            n_new += 1
-            in_sums += 1
-            for k, v in out.items():
-                sums[k] += float(v)
-            bar.update(1)
-            if n_new % 10 == 0:
-                bar.set_postfix(neg_elbo=f"{-sums['elbo'] / in_sums:.2f}", sigma=f"{float(out['sigma']):.4f}")
-            if int(self.step) % cfg.checkpoint_every_steps == 0:
+        n_new, saved_at = 0, None
+        with self.stops.deferred():  # a signal stops after the current step, checkpointed
+            for x in batches:
+                out = self.train_step(x, tf.stack([tf.constant(cfg.seed, tf.int64), self.step.read_value()]))
+                flags = {k: bool(out.pop(k)) for k in (*FLAG_KEYS, "finite")}
+                if not flags["finite"]:
+                    bar.close()
+                    raise TrainingDivergedError(
+                        f"non-finite loss or gradient at epoch {epoch}, step {int(self.step) + 1}, in the "
+                        f"{failed_block(flags)} update (-ELBO {float(-out['elbo']):.4g}): that update and "
+                        f"the rest of the step were not applied, training stopped and nothing after the "
+                        f"last checkpoint was saved ({self._last_checkpoint_text()}). Lower the learning "
+                        "rates or check the data.")
+                self.step.assign_add(1)
+                if not sums:
+                    sums = self._restored_sums(sorted(out), in_sums)
+                n_new += 1
+                in_sums += 1
+                for k, v in out.items():
+                    sums[k] += float(v)
+                bar.update(1)
+                if n_new % 10 == 0:
+                    bar.set_postfix(neg_elbo=f"{-sums['elbo'] / in_sums:.2f}", sigma=f"{float(out['sigma']):.4f}")
+                if int(self.step) % cfg.checkpoint_every_steps == 0:
+                    self._store_sums(sums, in_sums)
+                    self.save_checkpoint()
+                    saved_at = int(self.step)
+                if self.stops.pending:
+                    break
+        bar.close()
+        if self.stops.pending:  # a signal during a step or while a batch was read: keep the steps
+            if n_new and saved_at != int(self.step):
                 self._store_sums(sums, in_sums)
                 self.save_checkpoint()
-        bar.close()
+            raise Interrupted(self.stops.pending, f"the last checkpoint holds step {int(self.step)}")
         return {k: v / max(in_sums, 1) for k, v in sums.items()}, n_new
 
     def _restored_sums(self, keys: list[str], steps: int) -> dict[str, float]:
