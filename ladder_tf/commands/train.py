@@ -9,7 +9,7 @@ from typing import Sequence
 from ladder_tf import config as config_lib
 from ladder_tf.commands.common import (ConfigError, add_data_flags, add_run_length_flags, error_text, fail,
                                        new_parser, quiet_tensorflow)
-from ladder_tf.config import SAFE_ON_RESUME, Config, config_path
+from ladder_tf.config import PRIOR_ALIASES, PRIOR_NAMES, SAFE_ON_RESUME, Config, config_path
 
 MNIST_HELP = """Train a VAE with any prior on MNIST digits or Fashion-MNIST.
 
@@ -37,8 +37,8 @@ def training_parser(description: str, datasets: Sequence[str],
                       "default: the shipped <dataset>")
     what.add_argument("--dataset", choices=list(datasets), help="data set (sets exp_name); "
                       f"default: the config's exp_name, or {datasets[-1]} without --config")
-    what.add_argument("--prior", metavar="NAME", help="prior: normal, gmm, vampprior, hierarchical, ladder "
-                      "(or the original's standard_gaussian, GMM, vampPrior, ours)")
+    what.add_argument("--prior", metavar="NAME", help=f"prior: {', '.join(PRIOR_NAMES)} (or the "
+                      f"original's {', '.join(PRIOR_ALIASES)})")
     what.add_argument("--seed", metavar="N", type=int, help="random seed (config seed)")
     what.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")

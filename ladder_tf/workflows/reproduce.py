@@ -24,9 +24,10 @@ from ladder_tf import config as config_lib
 from ladder_tf.config import Config
 from ladder_tf.io_utils import read_jsonl
 from ladder_tf.locks import RunLockedError
+from ladder_tf.prior_registry import PRIOR_NAMES
 from ladder_tf.workflows.resume import config_changes, format_changes, recorded_config
 
-ALL_PRIORS = ("normal", "vampprior", "gmm", "hierarchical", "ladder")
+ALL_PRIORS = PRIOR_NAMES  # Table 1's columns, in its order
 
 
 @dataclass
