@@ -14,6 +14,11 @@ Signatures (float32 images (B, H, W, C) in [0, 1]; int32 scalars n and seed):
 - ``sample``      n, seed -> {images (n, H, W, C), z (n, d_z)} drawn from the trained prior;
   the same draws as ``Run.generate(n, seed)`` in process (stateless RNG, seed pair [seed, 0])
 - ``log_prob_z``  z -> {log_prob} (B,), for priors with a tractable density (normal, gmm, vampprior)
+- ``log_prob_z_estimate``  z, n_samples, seed -> {log_prob_estimate} (B,), for the prior-VAE
+  priors (ladder, hierarchical), whose p(z) = int p(z|t) p(t) dt has no closed form: an
+  importance-sampled estimate with n_samples draws t ~ q(t|z) (the log of an unbiased estimate
+  of p(z), so below log p(z) on average, tightening as n_samples grows; ladder_tf.model.importance),
+  the same numbers as ``Prior.log_prob_estimate(z, n_samples, seed)`` in process
 - prior-VAE priors (ladder, hierarchical) also: ``encode_t`` z -> {mean, std} of q(t|z);
   ``decode_t`` t -> {z}, the mean of p(z|t); ``log_prob_t`` t -> {log_prob}, the hyper prior's
   log-density (LaDDer: the accurate mixture once fitted, else the fast one, as for sampling).
@@ -92,6 +97,11 @@ class ExportModule(tf.Module):
         if has_exact_density(prior):
             log_prob_z = prior.log_prob
             fns["log_prob_z"] = (lambda z: {"log_prob": log_prob_z(z)}, [z])
+        elif prior.has_density:  # a prior VAE: importance-sampled, as Prior.log_prob_estimate
+            estimate = prior.log_prob_estimate
+            fns["log_prob_z_estimate"] = (
+                lambda z, n_samples, seed: {"log_prob_estimate": estimate(z, n_samples, seed)},
+                [z, scalar("n_samples"), scalar("seed")])
         if prior.has_t_space:
             t = tf.TensorSpec([None, prior.d_t], tf.float32, name="t")
             log_prob_t = prior.log_prob_t
