@@ -12,6 +12,7 @@ import difflib
 import json
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -19,8 +20,11 @@ from typing import Any, Iterable
 from ladder_tf.io_utils import atomic_write_text
 from ladder_tf.prior_registry import PRIOR_ALIASES, PRIOR_NAMES
 
-DATASETS = ("mnist_digit", "mnist_fashion", "celeba")
+DATASETS = ("mnist_digit", "mnist_fashion", "celeba", "folder")  # and tfds:NAME (``is_tfds``)
 LABELLED_DATASETS = ("mnist_digit", "mnist_fashion")  # with class labels: classifier-FID needs them
+TFDS_PREFIX = "tfds:"
+TFDS_NAME = re.compile(r"tfds:[a-z0-9_]+(/[A-Za-z0-9_.-]+)?(:[0-9.*]+)?")  # tfds:name[/config][:version]
+IMAGE_SIZES = (8, 16, 32, 64, 128)  # resolutions of the image (CelebA-type) networks
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # The shipped configs: package data after a (non-editable) install, configs/ in a checkout.
 CONFIG_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"),
@@ -30,11 +34,22 @@ CONFIG_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"),
 LEGACY_KEYS = ("load_model", "load_dir", "data_path", "loss_function", "num_iter_to_plot", "kernel_size")
 # Keys that change neither the model nor the data order of the steps already taken: the only
 # ones a resumed run may change without --allow-config-change (ladder_tf.workflows.resume).
-SAFE_ON_RESUME = ("num_epochs", "checkpoint_every_steps", "max_to_keep")
+SAFE_ON_RESUME = ("num_epochs", "checkpoint_every_steps", "max_to_keep", "data_dir")
 
 
 class ConfigError(ValueError):
     """A user mistake in a config file or override; the CLI prints it and exits 2."""
+
+
+def is_tfds(name: str) -> bool:
+    """True for a TensorFlow Datasets data set name, ``tfds:NAME``."""
+    return bool(TFDS_NAME.fullmatch(name))
+
+
+def image_dataset(name: str) -> bool:
+    """True for the data sets read as image files (celeba, folder, tfds:NAME), which the
+    CelebA-type networks (ladder_tf.model.networks.celeba) model at any size of IMAGE_SIZES."""
+    return name in ("celeba", "folder") or is_tfds(name)
 
 
 def config_path(name: str) -> str:
@@ -65,7 +80,7 @@ class Config:
     p(z|t).
     """
 
-    exp_name: str = field(default="mnist_fashion", metadata=_choice(*DATASETS))
+    exp_name: str = field(default="mnist_fashion", metadata=_choice(*DATASETS))  # or tfds:NAME
     prior: str = field(default="ladder", metadata=_choice(*PRIOR_NAMES))
     # data VAE
     code_size: int = field(default=16, metadata=_range(1))
@@ -127,7 +142,12 @@ class Config:
     test_batch_size: int = field(default=64, metadata=_range(10))
     steps_per_epoch: int = field(default=0, metadata=_range(0))
     train_size: int = field(default=0, metadata=_range(0))
-    # CelebA (ladder_tf.data.celeba, ladder_tf.model.networks.celeba) and multi-device training
+    # where the data were read from: an absolute path, "" for the data set's default sources;
+    # recorded at training so that evaluate, sample, interpolate and reproduce find them again
+    data_dir: str = ""
+    # image data sets (celeba, folder, tfds:NAME: ladder_tf.data.folder, the networks of
+    # ladder_tf.model.networks.celeba; test_size and celeba_crop apply to all three) and
+    # multi-device training
     test_size: int = field(default=20000, metadata=_range(1))
     celeba_crop: str = field(default="none", metadata=_choice("none", "center_square"))
     celeba_network: str = field(default="paper", metadata=_choice("paper", "original"))
@@ -164,8 +184,8 @@ def _check_value(key: str, value: Any) -> Any:
     if typ is float and not math.isfinite(value):
         raise ConfigError(f"config key '{key}' = {value!r} is not a finite number")
     meta = f.metadata
-    if "choices" in meta and value not in meta["choices"]:
-        allowed = ", ".join(map(str, meta["choices"]))
+    if "choices" in meta and value not in meta["choices"] and not (key == "exp_name" and is_tfds(value)):
+        allowed = ", ".join(map(str, meta["choices"])) + (" or tfds:NAME" if key == "exp_name" else "")
         extra = (" (aliases: " + ", ".join(f"{a}->{c}" for a, c in PRIOR_ALIASES.items()) + ")"
                  if key == "prior" else "")
         raise ConfigError(f"config key '{key}' = {value!r} is not allowed; choose one of "
@@ -200,19 +220,32 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
     if cfg.exp_name.startswith("mnist") and cfg.num_hidden_units % 64:
         raise ConfigError(f"num_hidden_units = {cfg.num_hidden_units} must be a multiple of 64 for "
                           "the MNIST networks (the decoder's depth_to_space needs h/16 divisible by 4)")
-    if cfg.exp_name == "celeba":
-        if cfg.num_hidden_units % 16:
-            raise ConfigError(f"num_hidden_units = {cfg.num_hidden_units} must be a multiple of 16 for "
-                              "the CelebA networks (the encoder's first conv has num_hidden_units/16 filters)")
-        if cfg.image_shape != (128, 128, 3):
-            raise ConfigError(f"the CelebA networks take 128x128x3 images, but dim_input_y/x/channel "
-                              f"give {cfg.image_shape}")
+    if image_dataset(cfg.exp_name):
+        _check_image_config(cfg)
     elif cfg.mixed_precision != "off":
-        raise ConfigError("mixed_precision applies to the CelebA networks only; set it to 'off'")
+        raise ConfigError("mixed_precision applies to the CelebA-type networks (celeba, folder, "
+                          "tfds:NAME) only; set it to 'off'")
     if cfg.inner_sigma_lb > cfg.inner_sigma_ub:
         raise ConfigError(f"inner_sigma_lb ({cfg.inner_sigma_lb}) must not exceed "
                           f"inner_sigma_ub ({cfg.inner_sigma_ub})")
     return cfg
+
+
+def _check_image_config(cfg: Config) -> None:
+    """The rules of the image (CelebA-type) networks: ConfigError for a config they cannot take."""
+    if cfg.num_hidden_units % 16:
+        raise ConfigError(f"num_hidden_units = {cfg.num_hidden_units} must be a multiple of 16 for "
+                          "the CelebA networks (the encoder's first conv has num_hidden_units/16 filters)")
+    if cfg.exp_name == "celeba" and cfg.image_shape != (128, 128, 3):
+        raise ConfigError(f"the CelebA networks take 128x128x3 images, but dim_input_y/x/channel "
+                          f"give {cfg.image_shape}")
+    if cfg.dim_input_x != cfg.dim_input_y or cfg.dim_input_x not in IMAGE_SIZES:
+        raise ConfigError(f"the CelebA-type networks take square images of "
+                          f"{', '.join(map(str, IMAGE_SIZES))} pixels a side, but dim_input_y/x give "
+                          f"{cfg.dim_input_y}x{cfg.dim_input_x}")
+    if cfg.celeba_network == "original" and cfg.dim_input_x != 128:
+        raise ConfigError("celeba_network 'original' (the authors' code) takes 128x128 images only; "
+                          "use 'paper' at other sizes")
 
 
 def load(path: str | os.PathLike, overrides: Iterable[str] = (), **updates: Any) -> Config:

@@ -10,6 +10,7 @@ from PIL import Image
 from ladder_tf.data import (DataNotFoundError, as_images, balanced_test_batch, eval_batches, load_dataset,
                             train_batches, warn_skipped_files)
 from ladder_tf.data import celeba
+from ladder_tf.data import folder as folder_lib
 from synthetic import write_synthetic_folder
 
 N_JPEG = 36  # plus 2 exact PNGs, 1 non-image and 1 truncated JPEG
@@ -109,7 +110,7 @@ def test_cache_is_identical_reused_and_invalidated(folder, tmp_path, monkeypatch
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cache was rebuilt")
 
-    monkeypatch.setattr(celeba, "_write_cache", no_rebuild)
+    monkeypatch.setattr(folder_lib, "_write_cache", no_rebuild)
     reused = load_dataset("celeba", root, test_size=4, cache_dir=cache_dir)
     assert "cache" in reused.source and reused.x_train.store.cache is not None
     np.testing.assert_array_equal(epoch_images(reused.x_train, 8, epoch=3), epoch_images(plain.x_train, 8, epoch=3))

@@ -101,8 +101,39 @@ def test_config_rules():
         celeba_cfg(dim_input_x=64)
     with pytest.raises(ConfigError, match="multiple of 16"):
         celeba_cfg(num_hidden_units=40)
-    with pytest.raises(ConfigError, match="CelebA networks only"):
+    with pytest.raises(ConfigError, match="CelebA-type networks"):
         from_dict({"mixed_precision": "float16"})
+    folder = {**CELEBA, "exp_name": "folder", "dim_input_x": 64, "dim_input_y": 64}
+    assert from_dict(folder).image_shape == (64, 64, 3)
+    assert from_dict({**folder, "exp_name": "tfds:cifar10", "mixed_precision": "bfloat16"}).exp_name == "tfds:cifar10"
+    for bad, match in (({"dim_input_x": 48, "dim_input_y": 48}, "square images of 8, 16"),
+                       ({"dim_input_y": 32}, "32x64"), ({"celeba_network": "original"}, "128x128 images only"),
+                       ({"exp_name": "tfds:"}, "or tfds:NAME"), ({"exp_name": "pictures"}, "folder")):
+        with pytest.raises(ConfigError, match=match):
+            from_dict({**folder, **bad})
+
+
+def test_paper_networks_at_64_pixels_keep_the_layers_at_64_and_below():
+    """At 64x64 the paper networks drop the 128x128 encoder conv (h/16) and decoder block."""
+    cfg = from_dict({**CELEBA, "exp_name": "folder", "dim_input_x": 64, "dim_input_y": 64,
+                     "code_size": 256, "num_hidden_units": 512})
+    enc, dec = build_networks(cfg)
+    filters = [3, 64, 128, 256, 512, 1024]
+    assert count(enc) == sum(conv(3, a, b) for a, b in zip(filters, filters[1:])) + dense(1024, 512) \
+        + 2 * dense(512, 256)
+    channels = [512, 512, 512, 512, 256, 256, 128]  # 1x1 input, then blocks at 2 ... 64
+    blocks = sum(conv(3, a, b) + dense(512, 2 * b) for a, b in zip(channels, channels[1:]))
+    assert count(dec) == dense(256, 512) + 7 * dense(512, 512) + blocks + conv(3, 128, 128) + conv(3, 128, 3)
+
+
+@pytest.mark.parametrize("size,channels", [(8, 1), (32, 3)])
+def test_paper_networks_at_other_sizes_and_grey(size, channels):
+    cfg = from_dict({**CELEBA, "exp_name": "folder", "dim_input_x": size, "dim_input_y": size,
+                     "dim_input_channel": channels, "code_size": 4, "num_hidden_units": 32})
+    enc, dec = build_networks(cfg)
+    mean, std = enc(np.zeros((2, size, size, channels), np.float32))
+    assert mean.shape == std.shape == (2, 4)
+    assert dec(mean).shape == (2, size, size, channels)
 
 
 def test_step_restart_schedule():

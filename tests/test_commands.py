@@ -10,7 +10,7 @@ from ladder_tf import commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILY = ("train", "train-celeba", "evaluate", "reproduce", "export", "interpolate", "sample",
-          "data", "fid-weights")
+          "data", "fid", "fid-stats", "fid-weights")
 
 
 def help_text(name, capsys):
@@ -45,6 +45,15 @@ def test_training_help_is_grouped(capsys):
     assert "(default: 0)" not in out  # flags without defaults show none
     celeba = help_text("train-celeba", capsys)
     assert "\ndevices:\n" in celeba and "--cache-dir DIR" in celeba
+
+
+@pytest.mark.parametrize("name", ["train", "train-celeba", "evaluate", "reproduce", "interpolate", "sample"])
+def test_one_data_dir_flag_for_every_command(name, capsys):
+    """Every command that reads a data set has the same --data-dir, naming every kind of data set."""
+    out = " ".join(help_text(name, capsys).split())
+    assert " ".join(cli.DATA_DIR_HELP.split()) in out and "--no-download" in out
+    if name in ("evaluate", "interpolate", "sample"):  # they read trained runs: the recorded source
+        assert "recorded in the run's config.json" in out
 
 
 def test_unknown_and_missing_commands_fail_with_one_line(capsys, monkeypatch):

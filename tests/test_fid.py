@@ -159,6 +159,33 @@ def test_paper_preprocessing():
     assert std.preprocess(g).shape == (1, 299, 299, 3)
 
 
+def numpy_tf1_resize(x, size):
+    """TensorFlow 1's resize_images (bilinear, align_corners=False, no half-pixel centres), in
+    numpy float64: output pixel i reads input coordinate i * in / out, the upper neighbour
+    clamped at the edge. (B, H, W, C) -> (B, size, size, C)."""
+    def axis_weights(n_in):
+        coord = np.arange(size) * (n_in / size)
+        lo = np.floor(coord).astype(int)
+        return lo, np.minimum(lo + 1, n_in - 1), coord - lo
+
+    y0, y1, fy = axis_weights(x.shape[1])
+    x0, x1, fx = axis_weights(x.shape[2])
+    rows = x[:, y0] * (1 - fy)[None, :, None, None] + x[:, y1] * fy[None, :, None, None]
+    return rows[:, :, x0] * (1 - fx)[None, None, :, None] + rows[:, :, x1] * fx[None, None, :, None]
+
+
+def test_paper_protocol_resizes_on_tensorflow_1s_grid():
+    """The authors' utility called TF1's resize_images: no half-pixel centres (issue 23)."""
+    ext = feat_lib.InceptionFeatures(protocol="paper", model=object())
+    x = np.random.default_rng(3).uniform(size=(2, 28, 28, 1))
+    expected = numpy_tf1_resize(numpy_tf1_resize(np.repeat(2.0 * x - 1.0, 3, axis=-1), 64), 140)
+    got = ext.preprocess(x.astype(np.float32)).numpy()
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    half_pixel = tf.image.resize(tf.image.resize(np.repeat(2 * x - 1, 3, -1), (64, 64)), (140, 140)).numpy()
+    assert np.abs(half_pixel - expected).max() > 0.05  # the two grids really differ on these images
+    assert "tf1grid" in ext.fingerprint  # statistics of the old grid are not reused from caches
+
+
 @pytest.mark.slow
 def test_inception_weight_files_load(tmp_path):
     """Both Keras files (no-top and full) give the network they were saved from."""

@@ -16,7 +16,8 @@ from ladder_tf.io_utils import read_jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = ("pyproject.toml", "README.md", "LICENSE", "configs", "ladder_tf")  # what a build reads
-SHIPPED_CONFIGS = {"mnist_digit.json", "mnist_fashion.json", "mnist_digit_2d.json", "celeba.json"}
+SHIPPED_CONFIGS = {"mnist_digit.json", "mnist_fashion.json", "mnist_digit_2d.json", "celeba.json",
+                   "folder.json"}
 ORIGINAL_CONFIGS = {"mnist_digit.json", "mnist_fashion.json", "celeba.json"}  # configs/original/
 
 

@@ -1,41 +1,66 @@
-"""The README's shell commands, checked without running them: every `ladder` (or entry-point
-script) command parses with its real parser, every `make` target exists, and every run
-directory or SavedModel a command reads was written by a command before it, at the path
-that command actually writes. (`make quickstart` and tests/test_packaging.py run the
-commands themselves.)"""
+"""The documentation, checked without running its commands: README.md and every docs/*.md page.
+
+Commands (each page's ```bash blocks): every `ladder` (or entry-point script) command parses
+with its real parser, every `make` target exists, every run directory or SavedModel a
+command reads was written by a command before it, at the path that command actually
+writes, a run directory is never trained twice with different settings (the second would
+be refused on resume), and MNIST digits are fetched (`ladder data mnist_digit`, or a make
+target that runs `make data`) before a command needs them without `--data-dir`.
+
+What "before" means: the README's commands come first, in order, starting from a fresh
+clone. Each docs page is then checked on its own, starting from what the README's commands
+wrote, with its own commands in order; a page never relies on another docs page, so a user
+can follow any one page after the README. (`make quickstart` and tests/test_packaging.py
+run the commands themselves.)
+
+Pages: the README stays under 250 lines and names every command; each docs page starts
+with a title, a paragraph and a table of contents that links to every ## heading and only
+to headings that exist; every relative link or image in the README and the docs points to
+an existing file (and, with #anchor, to a heading of that file)."""
+import functools
+import glob
 import os
 import re
 import shlex
-import subprocess
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from ladder_tf import commands
-from ladder_tf.commands import evaluate, export, fid_weights, interpolate, reproduce, sample
+from ladder_tf.commands import data, evaluate, export, fid, fid_weights, interpolate, reproduce, sample
 from ladder_tf.commands import train as train_cmd
+from ladder_tf.config import SAFE_ON_RESUME
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = "README.md"
+DOCS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+PAGES = [README] + DOCS
+MAX_README_LINES = 250
+# Links whose target is added separately from the text that links to it.
+PENDING_FILES = {
+    "docs/figures/fashion_samples.png",  # the sample grid per prior, made from the trained runs
+}
 SCRIPTS = {"train_mnist.py": "train", "train_celeba.py": "train-celeba", "evaluate.py": "evaluate",
            "reproduce.py": "reproduce"}
 PARSERS = {
-    "train": lambda: train_cmd.training_parser(train_cmd.MNIST_HELP, ["mnist_digit", "mnist_fashion"]),
-    "train-celeba": lambda: train_cmd.add_distribution_flags(
-        train_cmd.training_parser(train_cmd.CELEBA_HELP, ["celeba"], cache_dir=True)),
+    "train": train_cmd.mnist_parser, "train-celeba": train_cmd.celeba_parser,
     "evaluate": evaluate.parser, "reproduce": reproduce.build_parser, "export": export.build_parser,
     "interpolate": interpolate.parser, "sample": sample.parser, "fid-weights": fid_weights.parser,
+    "data": data.parser, "fid": fid.fid_parser, "fid-stats": fid.stats_parser,
 }
 
 
-def readme() -> str:
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+def read(page: str) -> str:
+    with open(os.path.join(ROOT, page), encoding="utf-8") as fh:
         return fh.read()
 
 
-def shell_commands() -> list[list[str]]:
-    """Each command of the README's ```bash blocks, in order, continuation lines joined."""
+def shell_commands(text: str) -> list[list[str]]:
+    """Each command of a page's ```bash blocks, in order, continuation lines joined."""
     out = []
-    for block in re.findall(r"```bash\n(.*?)```", readme(), re.S):
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             if words:
@@ -52,9 +77,11 @@ def ladder_argv(words: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
-def make_targets() -> set[str]:
+def make_rules() -> dict[str, set[str]]:
+    """Each Makefile target with its prerequisites."""
     with open(os.path.join(ROOT, "Makefile")) as fh:
-        return set(re.findall(r"^([\w-]+):", fh.read(), re.M))
+        return {target: set(deps.split()) for target, deps in re.findall(r"^([\w-]+):([^=\n]*)$",
+                                                                         fh.read(), re.M)}
 
 
 def quickstart_command() -> list[str]:
@@ -70,8 +97,7 @@ def quickstart_command() -> list[str]:
 def written_by(name: str, args, produced: list[str]) -> list[str]:
     """The run directories and SavedModels that command ``name`` writes."""
     if name in ("train", "train-celeba"):
-        cfg = train_cmd.config_from_args(args, "celeba" if name == "train-celeba" else "mnist_fashion")
-        run = args.out_dir or train_cmd.default_run_dir(cfg)
+        run = train_run(name, args)[0]
         return [run] + ([] if args.no_export else [os.path.join(run, "saved_model")])
     if name == "reproduce":
         table1, table2 = reproduce.build_specs(args)
@@ -84,45 +110,185 @@ def written_by(name: str, args, produced: list[str]) -> list[str]:
     return []
 
 
+def train_run(name: str, args) -> tuple[str, dict]:
+    """A training command's run directory and the settings a resume must keep."""
+    cfg = train_cmd.config_from_args(args, "celeba" if name == "train-celeba" else "mnist_fashion")
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in SAFE_ON_RESUME}
+    return (args.out_dir or train_cmd.default_run_dir(cfg)).rstrip("/"), settings
+
+
 def read_by(name: str, args) -> list[str]:
     return {"evaluate": lambda: args.runs, "export": lambda: [args.run_dir],
-            "interpolate": lambda: [args.model]}.get(name, lambda: [])()
+            "interpolate": lambda: [args.model], "sample": lambda: [args.run]}.get(name, lambda: [])()
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_readme_commands_parse_and_read_only_what_earlier_ones_wrote():
-    produced: list[str] = []
-    checked = set()
-    for words in shell_commands():
-        if words[0] == "make":
-            assert set(words[1:]) <= make_targets(), words
-            if "quickstart" in words:
+def needs_digits(name: str, args) -> bool:
+    """Whether the command reads MNIST digits from where `ladder data mnist_digit` puts them."""
+    if name not in ("train", "reproduce") or args.data_dir:
+        return False
+    if name == "reproduce":
+        return args.dataset == "mnist_digit"
+    return train_cmd.config_from_args(args, "mnist_fashion").exp_name == "mnist_digit"
+
+
+class Walk:
+    """What the commands of the pages read so far have written (see the module docstring)."""
+
+    def __init__(self, before: "Walk | None" = None):
+        self.produced: list[str] = list(before.produced) if before else []
+        self.settings: dict[str, dict] = dict(before.settings) if before else {}
+        self.digits = before.digits if before else False
+        self.checked: set[str] = set()
+
+    def run(self, page: str) -> "Walk":
+        for words in shell_commands(read(page)):
+            where = f"{page}: {' '.join(words)}"
+            if words[0] == "make":
+                rules = make_rules()
+                targets = [w for w in words[1:] if "=" not in w]
+                assert set(targets) <= set(rules), where
+                self.digits |= any(t == "data" or "data" in rules[t] for t in targets)
+                if "quickstart" not in targets:
+                    continue
                 words = quickstart_command()
-            else:
+            if words[0] == "saved_model_cli":
+                model = words[words.index("--dir") + 1]
+                assert model in self.produced, f"{where}: nothing above writes {model}"
                 continue
-        if words[0] == "saved_model_cli":
-            model = words[words.index("--dir") + 1]
-            assert model in produced, f"{' '.join(words)}: nothing above writes {model}"
-            continue
-        parsed = ladder_argv(words)
-        if parsed is None:
-            continue
-        name, argv = parsed
-        args = PARSERS[name]().parse_args(argv)  # exits (fails the test) on a wrong flag
-        for path in read_by(name, args):
-            assert path.rstrip("/") in produced, f"{' '.join(words)}: nothing above writes {path}"
-        produced += [p.rstrip("/") for p in written_by(name, args, produced)]
-        checked.add(name)
-    assert checked >= {"train", "evaluate", "reproduce", "export", "interpolate"}, checked
+            parsed = ladder_argv(words)
+            if parsed is None:
+                continue
+            name, argv = parsed
+            try:
+                args = PARSERS[name]().parse_args(argv)
+            except SystemExit:  # argparse has printed why
+                raise AssertionError(f"{where}: does not parse") from None
+            for path in read_by(name, args):
+                assert path.rstrip("/") in self.produced, f"{where}: nothing above writes {path}"
+            if name == "data" and args.dataset == "mnist_digit":
+                self.digits = True
+            assert self.digits or not needs_digits(name, args), \
+                f"{where}: needs MNIST digits, but nothing above runs `ladder data mnist_digit`"
+            if name in ("train", "train-celeba"):
+                run, settings = train_run(name, args)
+                changed = {k for k in settings if self.settings.get(run, settings).get(k) != settings[k]}
+                assert not changed, f"{where}: {run} was trained above with other {sorted(changed)}"
+                self.settings[run] = settings
+            self.produced += [p.rstrip("/") for p in written_by(name, args, self.produced)]
+            self.checked.add(name)
+        return self
 
 
-def test_readme_python_snippets_load_what_commands_wrote():
-    loads = re.findall(r'tf\.saved_model\.load\("([^"]+)"\)', readme())
-    assert loads and all(p.startswith("experiments/quickstart/ladder/") for p in loads), loads
+@functools.cache
+def walks() -> dict[str, Walk]:
+    """Each page's walk: the README's from a fresh clone, each docs page's after the README."""
+    readme = Walk().run(README)
+    return {README: readme, **{page: Walk(readme).run(page) for page in DOCS}}
+
+
+requires_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+@requires_make
+def test_every_page_commands_parse_and_read_only_what_earlier_ones_wrote():
+    done = walks()
+    assert set(done) == set(PAGES) and len(DOCS) >= 7, DOCS
+    checked = set().union(*(w.checked for w in done.values()))
+    assert checked >= set(PARSERS), set(PARSERS) - checked
+
+
+@pytest.mark.parametrize("commands, complaint", [
+    ("ladder train --prior gmm --out-dir runs/a\nladder evaluate runs/b", "nothing above writes runs/b"),
+    ("ladder train --prior gmm --out-dir runs/a\nladder train --prior gmm --set code_size=8 --out-dir runs/a",
+     r"runs/a was trained above with other \['code_size'\]"),
+    ("ladder train --dataset mnist_digit --out-dir runs/a", "needs MNIST digits"),
+])
+def test_a_page_with_a_wrong_command_fails_the_check(tmp_path, monkeypatch, commands, complaint):
+    """The walk itself can fail: a run read before it is written, one run trained with two
+    settings, MNIST digits used before they are fetched."""
+    (tmp_path / "page.md").write_text(f"```bash\n{commands}\n```\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", str(tmp_path))
+    with pytest.raises(AssertionError, match=complaint):
+        Walk().run("page.md")
+
+
+@requires_make
+def test_python_snippets_load_what_commands_wrote():
+    done = walks()
+    loads = {page: re.findall(r'tf\.saved_model\.load\("([^"]+)"\)', read(page)) for page in PAGES}
+    assert any(loads.values())
+    for page, paths in loads.items():
+        for path in paths:
+            assert path.rstrip("/") in done[page].produced, f"{page}: nothing writes {path}"
 
 
 def test_readme_names_every_command_and_no_private_module_paths():
-    text = readme()
+    for page in PAGES:
+        assert "python -m ladder_tf." not in read(page), page  # the commands, not module paths
+    text = read(README)
     for name in commands.COMMANDS:
         assert f"`ladder {name}`" in text, name
-    assert "python -m ladder_tf." not in text  # the commands, not module paths
+
+
+def test_readme_is_a_short_front_page():
+    lines = read(README).splitlines()
+    assert len(lines) < MAX_README_LINES, len(lines)
+    assert lines[0].startswith("# ")
+    assert "make train" in "\n".join(lines[:20]) and "make test" in "\n".join(lines[:20])
+
+
+def without_code(text: str) -> str:
+    """The text outside fenced code blocks and inline code spans."""
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", text, flags=re.S))
+
+
+def headings(text: str) -> list[tuple[int, str]]:
+    """(level, GitHub's anchor) of each heading outside code blocks; the anchor is the text in
+    lower case, punctuation dropped, spaces to hyphens, a repeated one numbered -1, -2, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for hashes, heading in re.findall(r"^(#{1,6}) (.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").strip().lower()).replace(" ", "-")
+        out.append((len(hashes), slug if slug not in seen else f"{slug}-{seen[slug]}"))
+        seen[slug] = seen.get(slug, 0) + 1
+    return out
+
+
+def anchors(text: str) -> list[str]:
+    return [anchor for _, anchor in headings(text)]
+
+
+def test_anchors_follow_github():
+    text = ("# T\n## 12. Departures, with reasons\n```bash\n## not a heading\n```\n"
+            "## `ladder` it's d_t\n## A\n## A\n")
+    assert anchors(text) == ["t", "12-departures-with-reasons", "ladder-its-d_t", "a", "a-1"]
+
+
+@pytest.mark.parametrize("page", DOCS)
+def test_docs_page_has_title_intro_and_contents(page):
+    text = read(page)
+    head, _, _ = text.partition("\n## ")
+    blocks = [b.strip() for b in head.split("\n\n") if b.strip()]
+    assert blocks[0].startswith("# ") and "\n" not in blocks[0], f"{page}: no title line"
+    assert not blocks[1].startswith(("#", "-", "|", "```")), f"{page}: no paragraph after the title"
+    toc = re.findall(r"^\s*- \[[^\]]+\]\(#([^)]+)\)$", head, re.M)
+    assert toc, f"{page}: no table of contents before the first section"
+    targets = anchors(text)
+    assert set(toc) <= set(targets), f"{page}: contents link to no heading: {set(toc) - set(targets)}"
+    sections = [anchor for level, anchor in headings(text) if level == 2]
+    missing = set(sections) - set(toc)
+    assert not missing, f"{page}: sections missing from the contents: {missing}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_relative_links_and_images_resolve(page):
+    for target in re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", without_code(read(page))):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ...
+            continue
+        path, _, anchor = target.partition("#")
+        file = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+        if file in PENDING_FILES:
+            continue
+        assert os.path.exists(os.path.join(ROOT, file)), f"{page}: {target}: no file {file}"
+        if anchor and file.endswith(".md"):
+            assert anchor in anchors(read(file)), f"{page}: {target}: no heading #{anchor} in {file}"

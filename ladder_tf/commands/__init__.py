@@ -40,6 +40,10 @@ COMMANDS: dict[str, Command] = {
                       "write generated or reconstructed images of a trained run"),
     "data": Command("ladder_tf.commands.data:main",
                     "get MNIST digits or Fashion-MNIST once, checked, where training finds them"),
+    "fid": Command("ladder_tf.commands.fid:main_fid",
+                   "FID between two image folders, uint8 .npz files or statistics files"),
+    "fid-stats": Command("ladder_tf.commands.fid:main_stats",
+                         "FID statistics (pytorch-fid's mu/sigma) of an image folder or .npz, once"),
     "fid-weights": Command("ladder_tf.commands.fid_weights:main",
                            "convert the standard FID Inception weights once (no torch needed)"),
 }

@@ -58,13 +58,22 @@ def add_run_length_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return length
 
 
-def add_data_flags(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """--data-dir and --no-download, in a "data" group the caller may extend."""
+DATA_DIR_HELP = ("where the data set is: mnist_digit / mnist_fashion, a folder of the four IDX files or "
+                 "a Keras-style .npz; celeba, the aligned JPEG folder (img_align_celeba); folder, any "
+                 "folder of images (subfolders searched); tfds:NAME, the TensorFlow Datasets data "
+                 "directory holding NAME prepared")
+
+
+def add_data_flags(p: argparse.ArgumentParser, run: bool = False) -> argparse._ArgumentGroup:
+    """--data-dir and --no-download, in a "data" group the caller may extend; ``run``: the
+    command reads trained runs, whose config.json records where their data came from."""
     data = p.add_argument_group("data")
-    data.add_argument("--data-dir", metavar="PATH",
-                      help="local data: IDX files or a Keras-style .npz (see README)")
+    recorded = ("; default: the directory recorded in the run's config.json (data_dir), else the "
+                "data set's usual places" if run else "; it is recorded in the run's config.json")
+    data.add_argument("--data-dir", metavar="PATH", help=DATA_DIR_HELP + recorded)
     data.add_argument("--no-download", action="store_true",
-                      help="never try a TensorFlow Datasets download")
+                      help="never try a TensorFlow Datasets download (MNIST sets; image sets are "
+                      "never downloaded)")
     return data
 
 

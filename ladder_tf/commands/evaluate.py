@@ -15,9 +15,8 @@ import argparse
 import os
 import sys
 
-from ladder_tf.commands.common import error_text, fail, new_parser, quiet_tensorflow
+from ladder_tf.commands.common import add_data_flags, error_text, fail, new_parser, quiet_tensorflow
 from ladder_tf.workflows.evaluate import FEATURES, METRICS, EvaluationSettings
-
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,12 +56,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nll-images", type=int, default=1000, help="test images for log p(x) (the first N)")
     p.add_argument("--nll-prior-samples", type=int, default=100,
                    help="samples of q(t|z) per z for priors whose log p(z) is itself estimated")
-    p.add_argument("--data-dir", help="local data: IDX files or a Keras-style .npz")
-    p.add_argument("--no-download", action="store_true", help="never try a TensorFlow Datasets download")
     p.add_argument("--out", help="output path: writes PATH.json and PATH.md (default: "
                    "RUN_DIR/evaluation-<features> for one run, ./evaluation for several)")
     p.add_argument("--seed", type=int, default=0, help="seed of every sample and subset")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_data_flags(p, run=True)
     return p
 
 

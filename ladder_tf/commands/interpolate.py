@@ -20,7 +20,7 @@ import argparse
 import math
 import os
 
-from ladder_tf.commands.common import error_text, fail, new_parser, quiet_tensorflow
+from ladder_tf.commands.common import add_data_flags, error_text, fail, new_parser, quiet_tensorflow
 from ladder_tf.data import DataNotFoundError
 from ladder_tf.model.interpolation import SLPSettings
 from ladder_tf.workflows.interpolate import interpolate
@@ -41,9 +41,7 @@ def parser() -> argparse.ArgumentParser:
                       help="intermediate points (n_step)")
     what.add_argument("--out", required=True, metavar="DIR", help="output directory")
     what.add_argument("--seed", type=int, default=0, help="seed of the z sample behind LaDDer's t end points")
-    data = p.add_argument_group("data")
-    data.add_argument("--data-dir", metavar="PATH", help="local data: IDX files or a Keras-style .npz")
-    data.add_argument("--no-download", action="store_true", help="never try a TensorFlow Datasets download")
+    add_data_flags(p, run=True)
     slp = p.add_argument_group("shortest likely path optimisation")
     slp.add_argument("--w-path", type=float, default=d.w_path, help="weight of the path length")
     slp.add_argument("--w-equal", type=float, default=d.w_equal, help="weight of the segment-length std")

@@ -21,7 +21,7 @@ import sys
 from typing import NamedTuple
 
 from ladder_tf import config as config_lib
-from ladder_tf.commands.train import load_or_fail
+from ladder_tf.commands.train import load_or_fail, with_data_dir
 from ladder_tf.commands.common import (add_data_flags, add_run_length_flags, error_text,
                                        fail, new_parser, quiet_tensorflow)
 from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, Config, ConfigError
@@ -130,6 +130,8 @@ def plan(args: argparse.Namespace) -> Plan:
     table1, table2 = reproduce.build_specs(base, priors, seeds, d_ts, args.out_root, per_prior, choice.label)
     if not table1 + table2:
         raise ConfigError("nothing to run: give --priors and/or --d-t")
+    base = with_data_dir(base, args.data_dir, [s.run_dir for s in table1 + table2])  # else as recorded
+    table1, table2 = reproduce.build_specs(base, priors, seeds, d_ts, args.out_root, per_prior, choice.label)
     return Plan(choice, base, table1, table2)
 
 
@@ -181,9 +183,7 @@ def evaluation_settings(args: argparse.Namespace, networks: list[str]) -> dict[s
 def load_data(args: argparse.Namespace, cfg):
     """The training data of ``cfg`` (CelebA reads its crop and test size from it); fails
     (exit 2) when it cannot be found."""
-    celeba = {"cfg": cfg} if cfg.exp_name == "celeba" else {}
-    return load_or_fail(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
-                        train_size=cfg.train_size, **celeba)
+    return load_or_fail(cfg, args.data_dir, allow_download=not args.no_download, train_size=cfg.train_size)
 
 
 def say(text: str) -> None:

@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from ladder_tf.commands.common import error_text, fail, new_parser, quiet_tensorflow
+from ladder_tf.commands.common import add_data_flags, error_text, fail, new_parser, quiet_tensorflow
 
 WHAT = ("generation", "reconstruction")
 RECONSTRUCTION = ("sampled", "mean")
@@ -34,8 +34,7 @@ def parser() -> argparse.ArgumentParser:
                    help="reconstructions from one z ~ q(z|x) or from the posterior mean")
     p.add_argument("--seed", type=int, default=0, help="evaluate.py's --seed (repeat 0's draws)")
     p.add_argument("--batch", type=int, default=500)
-    p.add_argument("--data-dir", help="local data for --what reconstruction: IDX files or a .npz")
-    p.add_argument("--no-download", action="store_true", help="never try a TensorFlow Datasets download")
+    add_data_flags(p, run=True)  # the test images of --what reconstruction
     return p
 
 

@@ -1,5 +1,6 @@
-"""`ladder train` (MNIST digits, Fashion-MNIST) and `ladder train-celeba`: argument checks,
-data loading and one clear line for every failure; training and export: ladder_tf.workflows.train."""
+"""`ladder train` (MNIST digits, Fashion-MNIST, image folders, TFDS image sets) and
+`ladder train-celeba` (CelebA, or any image set on several devices): argument checks, data
+loading and one clear line for every failure; training and export: ladder_tf.workflows.train."""
 from __future__ import annotations
 
 import argparse
@@ -9,34 +10,58 @@ from typing import Sequence
 from ladder_tf import config as config_lib
 from ladder_tf.commands.common import (ConfigError, add_data_flags, add_run_length_flags, error_text, fail,
                                        new_parser, quiet_tensorflow)
-from ladder_tf.config import PRIOR_ALIASES, PRIOR_NAMES, SAFE_ON_RESUME, Config, config_path
+from ladder_tf.config import (PRIOR_ALIASES, PRIOR_NAMES, SAFE_ON_RESUME, TFDS_PREFIX, Config, config_path,
+                              is_tfds)
 
-MNIST_HELP = """Train a VAE with any prior on MNIST digits or Fashion-MNIST.
+MNIST_HELP = """Train a VAE with any prior on MNIST digits, Fashion-MNIST, any image folder or a
+prepared TensorFlow Datasets image set.
 
     ladder train --prior ladder                                  # configs/mnist_fashion.json
     ladder train --dataset mnist_digit --prior gmm --epochs 30 --seed 1
     ladder train --prior normal --epochs 1 --steps-per-epoch 50 --train-size 5000 --set code_size=8
+    ladder train --dataset folder --data-dir ~/pictures --set test_size=500   # configs/folder.json, 64x64
+    ladder train --dataset tfds:cifar10 --set dim_input_x=32 --set dim_input_y=32
 """
-CELEBA_HELP = """Train a VAE with any prior on CelebA 128x128, on one device or several.
+CELEBA_HELP = """Train a VAE with any prior on CelebA 128x128 (or any image set: --dataset folder,
+tfds:NAME), on one device or several.
 
     ladder train-celeba --data-dir /data/img_align_celeba --cache-dir /data/cache --prior ladder
     ladder train-celeba ... --strategy mirrored --mixed-precision    # all local GPUs, bfloat16
     TF_CONFIG='{"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}}' \\
         ladder train-celeba ... --strategy multiworker                 # one command per machine
 """
+IMAGE_SETS = ("folder", "tfds:NAME")
 
 
-def training_parser(description: str, datasets: Sequence[str],
-                    cache_dir: bool = False) -> argparse.ArgumentParser:
-    """The flags every training command shares, grouped as --help shows them; ``cache_dir``
-    adds --cache-dir (CelebA's preprocessed copy)."""
+def is_allowed(dataset: str, allowed: Sequence[str]) -> bool:
+    """True when ``dataset`` is one of ``allowed``, where "tfds:NAME" stands for any TFDS name."""
+    return dataset in allowed or ("tfds:NAME" in allowed and is_tfds(dataset))
+
+
+def dataset_type(allowed: Sequence[str]):
+    """An argparse type: a name of ``allowed`` (see ``is_allowed``)."""
+    def check(text: str) -> str:
+        if is_allowed(text, allowed):
+            return text
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(allowed)}")
+    return check
+
+
+def shipped_config(dataset: str) -> str:
+    """The shipped config of a data set: configs/<dataset>.json, folder.json for tfds:NAME."""
+    return "folder" if dataset.startswith(TFDS_PREFIX) else dataset
+
+
+def training_parser(description: str, datasets: Sequence[str]) -> argparse.ArgumentParser:
+    """The flags every training command shares, grouped as --help shows them."""
     p = new_parser(description)
     what = p.add_argument_group("model and config")
     what.add_argument("--config", metavar="PATH", help="JSON config (the original's key names), or the "
-                      "name of a shipped one (mnist_fashion, mnist_digit, mnist_digit_2d, celeba); "
-                      "default: the shipped <dataset>")
-    what.add_argument("--dataset", choices=list(datasets), help="data set (sets exp_name); "
-                      f"default: the config's exp_name, or {datasets[-1]} without --config")
+                      "name of a shipped one (mnist_fashion, mnist_digit, mnist_digit_2d, celeba, "
+                      "folder); default: the shipped <dataset> (folder for tfds:NAME)")
+    what.add_argument("--dataset", type=dataset_type(datasets), metavar="|".join(datasets),
+                      help="data set (sets exp_name); tfds:NAME is a TensorFlow Datasets image set "
+                      f"prepared on disk; default: the config's exp_name, or {datasets[0]} without --config")
     what.add_argument("--prior", metavar="NAME", help=f"prior: {', '.join(PRIOR_NAMES)} (or the "
                       f"original's {', '.join(PRIOR_ALIASES)})")
     what.add_argument("--seed", metavar="N", type=int, help="random seed (config seed)")
@@ -44,9 +69,9 @@ def training_parser(description: str, datasets: Sequence[str],
                       help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")
     add_run_length_flags(p)
     data = add_data_flags(p)
-    if cache_dir:
-        data.add_argument("--cache-dir", metavar="DIR", help="keep a one-time preprocessed copy of the images "
-                          "here (about 10 GB for all of CelebA) and reuse it in later runs")
+    data.add_argument("--cache-dir", metavar="DIR", help="image data sets (celeba, folder, tfds:NAME): keep "
+                      "a one-time preprocessed copy of the images here (about 10 GB for all of CelebA at "
+                      "128x128) and reuse it in later runs; tfds:NAME: default <TFDS dir>/ladder_tf_cache")
     out = p.add_argument_group("outputs")
     out.add_argument("--out-dir", metavar="DIR", help="run directory; default experiments/<exp_name>/<prior>; "
                      "re-running with the same directory resumes")
@@ -76,7 +101,7 @@ def add_distribution_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParse
 def config_from_args(args: argparse.Namespace, default_dataset: str) -> Config:
     """The effective config: file, then --set overrides, then the dedicated flags."""
     dataset = args.dataset
-    path = config_path(args.config or dataset or default_dataset)
+    path = config_path(args.config or shipped_config(dataset or default_dataset))
     cfg = config_lib.load(path, args.set, exp_name=dataset, prior=args.prior,
                           num_epochs=args.epochs, seed=args.seed,
                           steps_per_epoch=args.steps_per_epoch, train_size=args.train_size,
@@ -111,61 +136,97 @@ def train_and_report(cfg: Config, data, run_dir: str, args: argparse.Namespace,
 
 
 def default_run_dir(cfg: Config) -> str:
-    """experiments/<exp_name>/<prior>, where a run without --out-dir goes."""
-    return os.path.join("experiments", cfg.exp_name, cfg.prior)
+    """experiments/<exp_name>/<prior>, where a run without --out-dir goes (tfds:a/b: tfds_a_b)."""
+    return os.path.join("experiments", cfg.exp_name.replace(":", "_").replace("/", "_"), cfg.prior)
 
 
-def load_or_fail(dataset: str, data_dir: str | None, **kwargs):
-    """``ladder_tf.data.load_dataset``, with one error line (exit 2) for every data mistake."""
-    from ladder_tf.data import DataNotFoundError, load_dataset
+def with_data_dir(cfg: Config, data_dir: str | None, run_dirs: Sequence[str]) -> Config:
+    """``cfg`` with the data directory to read and record (config key data_dir, absolute):
+    ``data_dir`` (--data-dir) when given, else the config's own, else the one recorded in the
+    first of ``run_dirs`` that has one (a resumed run reads its data again), else ''."""
+    from ladder_tf.workflows.resume import recorded_config
+
+    chosen = data_dir or cfg.data_dir
+    for run_dir in run_dirs if not chosen else ():
+        try:
+            old = recorded_config(run_dir)
+        except ConfigError:  # a damaged config.json: training reports it
+            continue
+        if old is not None and old.exp_name == cfg.exp_name and old.data_dir:
+            chosen = old.data_dir
+            break
+    return config_lib.apply_overrides(cfg, data_dir=os.path.abspath(chosen) if chosen else "")
+
+
+def load_or_fail(cfg: Config, data_dir: str | None, **kwargs):
+    """``ladder_tf.data.load_run_data``, with one error line (exit 2) for every data mistake."""
+    from ladder_tf.data import DataNotFoundError, load_run_data
 
     try:
-        return load_dataset(dataset, data_dir, **kwargs)
+        return load_run_data(cfg, data_dir, **kwargs)
     except (DataNotFoundError, ValueError) as err:
         fail(str(err))
     except OSError as err:  # an unreadable data folder, an unwritable cache
         fail(error_text(err))
 
 
-def main_mnist(argv: list[str] | None = None) -> int:
-    """`ladder train`: returns the exit status (2 for a usage or data mistake)."""
-    args = training_parser(MNIST_HELP, ["mnist_digit", "mnist_fashion"]).parse_args(argv)
+def settled_config(args: argparse.Namespace, default_dataset: str, allowed: Sequence[str],
+                   command: str) -> tuple[Config, str]:
+    """(effective config with its data directory, run directory); exit 2 on a mistake."""
     try:
-        cfg = config_from_args(args, default_dataset="mnist_fashion")
+        cfg = config_from_args(args, default_dataset)
     except ConfigError as err:
         fail(str(err))
-    if not cfg.exp_name.startswith("mnist"):
-        fail(f"ladder train trains mnist_digit or mnist_fashion, but the config's exp_name is "
-             f"'{cfg.exp_name}' (use ladder train-celeba for celeba)")
-    quiet_tensorflow(args.verbose)
-    data = load_or_fail(cfg.exp_name, args.data_dir, allow_download=not args.no_download,
-                        train_size=cfg.train_size)
+    if not is_allowed(cfg.exp_name, allowed):
+        fail(f"{command} trains {', '.join(allowed)}, but the config's exp_name is '{cfg.exp_name}'"
+             + (" (use ladder train-celeba for celeba)" if cfg.exp_name == "celeba" else ""))
+    if args.cache_dir and not config_lib.image_dataset(cfg.exp_name):
+        fail(f"--cache-dir applies to the image data sets (celeba, folder, tfds:NAME), not {cfg.exp_name}")
     run_dir = args.out_dir or default_run_dir(cfg)
-    print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} images from "
-          f"{data.source}) into {run_dir}")
+    cfg = with_data_dir(cfg, args.data_dir, [run_dir])
+    if cfg.exp_name == "folder" and not cfg.data_dir:
+        fail("--dataset folder needs --data-dir DIR: a folder of images (subfolders are searched)")
+    return cfg, run_dir
+
+
+TRAIN_SETS = ("mnist_fashion", "mnist_digit") + IMAGE_SETS
+TRAIN_CELEBA_SETS = ("celeba",) + IMAGE_SETS
+
+
+def mnist_parser() -> argparse.ArgumentParser:
+    """The ``ladder train`` arguments."""
+    return training_parser(MNIST_HELP, TRAIN_SETS)
+
+
+def celeba_parser() -> argparse.ArgumentParser:
+    """The ``ladder train-celeba`` arguments."""
+    return add_distribution_flags(training_parser(CELEBA_HELP, TRAIN_CELEBA_SETS))
+
+
+def main_mnist(argv: list[str] | None = None) -> int:
+    """`ladder train`: returns the exit status (2 for a usage or data mistake)."""
+    args = mnist_parser().parse_args(argv)
+    cfg, run_dir = settled_config(args, "mnist_fashion", TRAIN_SETS, "ladder train")
+    quiet_tensorflow(args.verbose)
+    data = load_or_fail(cfg, args.data_dir, allow_download=not args.no_download,
+                        train_size=cfg.train_size, cache_dir=args.cache_dir)
+    print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} train / {len(data.x_test)} "
+          f"test images from {data.source}) into {run_dir}")
     return train_and_report(cfg, data, run_dir, args)
 
 
 def main_celeba(argv: list[str] | None = None) -> int:
     """`ladder train-celeba`: returns the exit status (2 for a usage or data mistake)."""
-    parser = add_distribution_flags(training_parser(CELEBA_HELP, ["celeba"], cache_dir=True))
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(args, default_dataset="celeba")
-    except ConfigError as err:
-        fail(str(err))
-    if cfg.exp_name != "celeba":
-        fail(f"ladder train-celeba trains celeba, but the config's exp_name is '{cfg.exp_name}'")
+    args = celeba_parser().parse_args(argv)
+    cfg, run_dir = settled_config(args, "celeba", TRAIN_CELEBA_SETS, "ladder train-celeba")
     quiet_tensorflow(args.verbose)
     from ladder_tf import distributed  # the strategy must exist before other TensorFlow work
     try:
         strategy = distributed.make_strategy(args.strategy)
     except ValueError as err:
         fail(str(err))
-    data = load_or_fail("celeba", args.data_dir, train_size=cfg.train_size, cfg=cfg,
-                        cache_dir=args.cache_dir)
-    run_dir = args.out_dir or default_run_dir(cfg)
+    data = load_or_fail(cfg, args.data_dir, train_size=cfg.train_size, cache_dir=args.cache_dir)
     if distributed.is_chief(strategy):
-        print(f"training {cfg.prior} prior on celeba ({len(data.x_train)} train / {len(data.x_test)} "
+        print(f"training {cfg.prior} prior on {cfg.exp_name} ({len(data.x_train)} train / {len(data.x_test)} "
               f"test images from {data.source}) into {run_dir}; {distributed.describe(strategy)}")
     return train_and_report(cfg, data, run_dir, args, strategy, distributed.is_chief(strategy))

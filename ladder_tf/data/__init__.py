@@ -1,46 +1,80 @@
 """Input pipelines: images to float32 batches in [0, 1] via tf.data.
 
 Images are either in-memory uint8 arrays (MNIST, (N, H, W, C)) or lazily decoded image
-collections (``ladder_tf.data.celeba.ImageFiles``: JPEG folders or an on-disk cache, too
-large for memory); ``ladder_tf.data.images`` gives both one interface. ``train_batches``,
+collections (``ladder_tf.data.image_files.ImageFiles``: image folders, CelebA, TFDS image
+sets, read from the files or an on-disk cache, too large for memory);
+``ladder_tf.data.images`` gives both one interface. ``train_batches``,
 ``eval_batches`` and ``balanced_test_batch`` accept both, so the trainer does not care which
 it has.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from ladder_tf.config import TFDS_PREFIX
 from ladder_tf.data.images import ImageCollection, as_images, to_float
 from ladder_tf.data.mnist import DataNotFoundError, ImageData, load_mnist
 
 __all__ = ["DataNotFoundError", "ImageData", "ImageCollection", "as_images", "load_dataset",
+           "run_data_dir", "load_run_data",
            "train_batches", "eval_batches", "balanced_test_batch", "to_float", "epoch_order",
            "warn_skipped_files"]
 SKIPPED_SHOWN = 5
 
 
 def load_dataset(name: str, data_dir: str | None = None, allow_download: bool = True,
-                 train_size: int = 0, **celeba_options: Any) -> ImageData:
+                 train_size: int = 0, **image_options: Any) -> ImageData:
     """Load a data set by config ``exp_name``; ``train_size`` > 0 keeps the first N train images.
 
-    ``celeba_options`` (CelebA only) go to ``ladder_tf.data.celeba.load_celeba``: cfg,
-    cache_dir.
+    ``name``: mnist_digit, mnist_fashion (ladder_tf.data.mnist; ``image_options`` ignored),
+    celeba (ladder_tf.data.celeba), folder (an image folder, ``data_dir`` required) or
+    tfds:NAME (a prepared TFDS image set; ``data_dir``: the TFDS data directory), the last
+    three from ladder_tf.data.folder. ``image_options`` go to their loaders: cfg (size, crop,
+    channels, test_size), cache_dir, and test_size / crop to override the config's.
     """
     if name.startswith("mnist"):
         data = load_mnist(name, data_dir, allow_download)
     elif name == "celeba":
         from ladder_tf.data.celeba import load_celeba
-        data = load_celeba(data_dir, **celeba_options)
+        data = load_celeba(data_dir, **image_options)
+    elif name == "folder":
+        from ladder_tf.data.folder import load_image_folder
+        data = load_image_folder(data_dir, **image_options)
+    elif name.startswith(TFDS_PREFIX):
+        from ladder_tf.data.folder import load_tfds_images
+        data = load_tfds_images(name[len(TFDS_PREFIX):], data_dir, **image_options)
     else:
-        raise ValueError(f"dataset {name!r} has no loader in this version; "
-                         "use mnist_digit or mnist_fashion")
+        raise ValueError(f"dataset {name!r} has no loader; use mnist_digit, mnist_fashion, celeba, "
+                         "folder or tfds:NAME")
     if train_size:
         data.x_train, data.y_train = data.x_train[:train_size], data.y_train[:train_size]
     return data
+
+
+def run_data_dir(cfg, data_dir: str | None = None) -> str | None:
+    """Where a run's data are: ``data_dir`` (an explicit --data-dir) when given, else the
+    directory recorded in its config (``cfg.data_dir``), else None (the data set's default
+    sources). Raises DataNotFoundError, naming it, when the recorded directory is gone."""
+    if data_dir:
+        return data_dir
+    if cfg.data_dir and not os.path.exists(cfg.data_dir):
+        raise DataNotFoundError(f"the data directory {cfg.data_dir} recorded in the run's config.json "
+                                "(data_dir) no longer exists; pass --data-dir with where the data are now")
+    return cfg.data_dir or None
+
+
+def load_run_data(cfg, data_dir: str | None = None, allow_download: bool = True,
+                  cache_dir: str | None = None, train_size: int = 0) -> ImageData:
+    """The data set of a run's config ``cfg`` (its exp_name, image size, crop, channels and test
+    split), read from ``run_data_dir(cfg, data_dir)``; ``cache_dir``: image data sets' cache;
+    ``train_size`` > 0 keeps the first N training images."""
+    return load_dataset(cfg.exp_name, run_data_dir(cfg, data_dir), allow_download=allow_download,
+                        train_size=train_size, cfg=cfg, cache_dir=cache_dir)
 
 
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int, skip_batches: int = 0,

@@ -4,8 +4,10 @@ An extractor maps float images (B, H, W, C) in [0, 1] to features (B, dim) float
 
 - ``InceptionFeatures``: Keras InceptionV3 with ImageNet weights, average-pooled 2048-d
   features. Protocol ``paper`` is the authors' utility (clip to [0, 1], grey repeated to
-  3 channels, scaled to [-1, 1], bilinear resize to 64x64 then 140x140, input 140x140);
-  ``standard`` resizes straight to 299x299 (bilinear). Weights come from a file: never
+  3 channels, scaled to [-1, 1], bilinear resize to 64x64 then 140x140, input 140x140),
+  resized on TensorFlow 1's grid as their ``tf.image.resize_images`` did (output pixel i
+  reads input coordinate i * in / out, no half-pixel centres: ``tf1_resize_bilinear``);
+  ``standard`` resizes straight to 299x299 (TensorFlow 2's bilinear, half-pixel centres). Weights come from a file: never
   from a download (this code must work offline) and never random outside tests.
 - ``ClassifierFeatures``: the penultimate layer (128-d) of the project's own classifier
   (ladder_tf.evaluation.classifier): offline "classifier-FID", on its own scale.
@@ -25,6 +27,7 @@ import tf_keras as keras
 from tqdm.auto import tqdm
 
 from ladder_tf.data.images import to_float
+from ladder_tf.evaluation.fid_inception import tf1_resize_bilinear
 from ladder_tf.evaluation.frechet import GaussianStats, StreamingStats
 
 NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -32,6 +35,9 @@ TOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
 KNOWN_MD5 = {NOTOP_FILE: "bcbd6486424b2319ff4ef7d526e38f63", TOP_FILE: "9a0d58056eeedaa3f26cb7ebd46da564"}
 WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
 PROTOCOL_SIZES = {"paper": (64, 140), "standard": (299,)}
+# Part of the cache fingerprint: statistics made with an earlier preprocessing of a protocol
+# are not reused (paper: TF2's half-pixel resize until the TF1 grid, "tf1grid").
+PROTOCOL_VERSIONS = {"paper": "tf1grid-", "standard": ""}
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -150,7 +156,7 @@ class InceptionFeatures:
         self.name = f"inception-{protocol}"
         self.label = (f"Inception FID with Keras's ImageNet InceptionV3 ({protocol} protocol: input "
                       f"{self.sizes[-1]}x{self.sizes[-1]}; not the network of published FIDs)")
-        self.fingerprint = f"{self.name}-{self.weights_md5}"
+        self.fingerprint = f"{self.name}-{PROTOCOL_VERSIONS[protocol]}{self.weights_md5}"
         self._features = tf.function(self._features_impl, reduce_retracing=True)
 
     @property
@@ -165,7 +171,8 @@ class InceptionFeatures:
             x = tf.repeat(x, 3, axis=-1)
         x = 2.0 * x - 1.0
         for size in self.sizes:
-            x = tf.image.resize(x, (size, size), method="bilinear")
+            x = (tf1_resize_bilinear(x, size) if self.protocol == "paper"
+                 else tf.image.resize(x, (size, size), method="bilinear"))
         return x
 
     def _features_impl(self, images: tf.Tensor) -> tf.Tensor:

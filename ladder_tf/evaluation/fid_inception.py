@@ -249,6 +249,8 @@ class FIDInceptionFeatures:
         self.fingerprint = f"{self.name}-{self.protocol}-{source_id[:8]}"
         self._features = tf.function(self._features_impl)
         self._traced: dict[tuple, object] = {}
+        self._network = tf.function(lambda x: self.model(x, training=False),
+                                    input_signature=[tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)])
 
     def _features_impl(self, images: tf.Tensor) -> tf.Tensor:
         return self.model(ttur_preprocess(images), training=False)
@@ -261,3 +263,8 @@ class FIDInceptionFeatures:
         if key not in self._traced:
             self._traced[key] = self._features.get_concrete_function(tf.TensorSpec((None,) + key, tf.float32))
         return self._traced[key](x).numpy().astype(np.float64)
+
+    def network_features(self, inputs) -> np.ndarray:
+        """Network inputs already made by ``ttur_preprocess`` (B, 299, 299, 3) float32 ->
+        (B, 2048) float64: for pipelines that preprocess image by image (images of mixed sizes)."""
+        return self._network(tf.convert_to_tensor(inputs, tf.float32)).numpy().astype(np.float64)

@@ -108,19 +108,25 @@ def load_models(paths: Sequence[str]) -> list:
 
 
 def load_data(models: Sequence, settings: EvaluationSettings) -> dict:
-    """The data set of every model, by its exp_name, split as the first such model's config
-    says (CelebA: ``test_size`` and ``celeba_crop``, so FID uses the run's own test images)."""
-    from ladder_tf.data import DataNotFoundError, load_dataset
+    """The data set of every model, by its exp_name, read from ``settings.data_dir`` or else
+    where the model's config says its data came from (data_dir), and split as the first
+    such model's config says (image sets: ``test_size``, ``celeba_crop`` and the image size,
+    so FID uses the run's own test images). Models of one exp_name must share their data."""
+    from ladder_tf.data import DataNotFoundError, load_run_data, run_data_dir
 
-    data = {}
+    data, where = {}, {}
     for m in models:
         name = m.config.exp_name
-        if name not in data:
-            try:
-                data[name] = load_dataset(name, settings.data_dir, allow_download=settings.allow_download,
-                                          cfg=m.config)
-            except (DataNotFoundError, ValueError) as err:
-                raise EvaluationError(str(err)) from None
+        try:
+            path = run_data_dir(m.config, settings.data_dir)
+            if name in where and path != where[name]:
+                raise EvaluationError(f"two {name} runs read different data ({where[name]} and {path}); "
+                                      "evaluate them separately")
+            if name not in data:
+                where[name] = path
+                data[name] = load_run_data(m.config, settings.data_dir, settings.allow_download)
+        except (DataNotFoundError, ValueError) as err:
+            raise EvaluationError(str(err)) from None
     return data
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from ladder_tf import figures
-from ladder_tf.data import ImageData, as_images, load_dataset
+from ladder_tf.data import ImageData, as_images, load_run_data
 from ladder_tf.io_utils import atomic_path, atomic_write_text
 from ladder_tf.model.interpolation import SLPSettings, interpolate_images, path_space
 from ladder_tf.workflows.trained import TrainedModel, load_model
@@ -36,7 +36,7 @@ def interpolate(model_path: str, start: int, end: int, out_dir: str,
     model = model if model is not None else load_model(model_path)
     cfg = model.config
     if data is None:
-        data = load_dataset(cfg.exp_name, data_dir, allow_download=allow_download, cfg=cfg)
+        data = load_run_data(cfg, data_dir, allow_download)
     n_test = len(data.x_test)
     for label, index in (("--start", start), ("--end", end)):
         if not 0 <= index < n_test:

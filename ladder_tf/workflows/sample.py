@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from ladder_tf.data import load_dataset
+from ladder_tf.data import load_run_data
 from ladder_tf.evaluation import fid as fid_lib
 from ladder_tf.evaluation.fid_inception import quantise_uint8
 from ladder_tf.io_utils import atomic_path
@@ -29,8 +29,7 @@ def image_batches(model: TrainedModel, what: str, num: int, batch: int = 500, se
     reconstructions need cannot be loaded."""
     if what == "generation":
         return fid_lib.generated_batches(model, num, batch, fid_lib.derive_seed(seed, 0, 1))
-    data = load_dataset(model.config.exp_name, data_dir, allow_download=allow_download,
-                        cfg=model.config)
+    data = load_run_data(model.config, data_dir, allow_download)
     z_seed = fid_lib.derive_seed(seed, 0, 2) if reconstruction == "sampled" else None
     return fid_lib.reconstructed_batches(model, data.x_test[:num], batch, z_seed)
 

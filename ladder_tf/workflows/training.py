@@ -81,7 +81,7 @@ class Trainer:
     """Trains ``cfg.prior`` on ``data`` into ``run_dir``; resumes from its checkpoints.
 
     ``data``: an ImageData whose ``x_train``/``x_test`` are uint8 arrays (MNIST) or lazily
-    loaded image collections (``ladder_tf.data.celeba.ImageFiles``). ``strategy``: a
+    loaded image collections (``ladder_tf.data.image_files.ImageFiles``). ``strategy``: a
     tf.distribute strategy (None: one device); variables and optimiser state are created
     in its scope, each step runs per replica on its share of the global batch, and only
     the chief writes ``run_dir`` (see ladder_tf.distributed). ``allow_config_change``: resume

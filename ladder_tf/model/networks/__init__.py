@@ -1,14 +1,15 @@
 """Network builders per data set: ``build_networks(cfg)`` -> (encoder, decoder).
 
 MNIST sets: ``mnist`` (the paper's, default) or, with ``mnist_network='original_fashion'``,
-``mnist_original`` (the authors' code's Fashion-MNIST pair). CelebA: ``celeba``, whose
-``celeba_network`` key picks the paper's or the original's layers inside that module.
+``mnist_original`` (the authors' code's Fashion-MNIST pair). CelebA and the other image data
+sets (folder, tfds:NAME): ``celeba``, whose ``celeba_network`` key picks the paper's or the
+original's layers inside that module, at the config's image size.
 """
 from __future__ import annotations
 
 import tf_keras as keras
 
-from ladder_tf.config import Config
+from ladder_tf.config import Config, image_dataset
 
 
 def build_networks(cfg: Config) -> tuple[keras.Model, keras.Model]:
@@ -17,7 +18,7 @@ def build_networks(cfg: Config) -> tuple[keras.Model, keras.Model]:
         from ladder_tf.model.networks import mnist_original as module
     elif cfg.exp_name.startswith("mnist"):
         from ladder_tf.model.networks import mnist as module
-    elif cfg.exp_name == "celeba":
+    elif image_dataset(cfg.exp_name):
         from ladder_tf.model.networks import celeba as module
     else:
         raise ValueError(f"no networks for dataset {cfg.exp_name!r} in this version")

@@ -1,10 +1,16 @@
-"""The CelebA 128x128 encoder and StyleGAN-like decoder (supplementary E.2).
+"""The CelebA 128x128 encoder and StyleGAN-like decoder (supplementary E.2), also at 8 ... 64.
 
 Widths scale with h = ``num_hidden_units`` (512 gives the paper's channel counts).
-``celeba_network`` picks the variant; the paper is the default (docs/original.md, section 2):
+``celeba_network`` picks the variant; the paper is the default (docs/original.md, section 2).
+The paper variant also serves the other image data sets (folder, tfds:NAME) at S x S pixels,
+S = ``dim_input_x`` in 8, 16, 32, 64, 128: it keeps the layers of the 128x128 networks that
+work at S pixels or fewer (encoder: the last log2(S) - 2 stride-2 convs, from h/2^(log2(S)-3)
+filters up to h, then the 4x4 -> 1x1 conv; decoder: the blocks at 2, 4, ..., S), so at 128
+it is exactly the paper's network and at 64 it drops the first encoder conv (h/16 filters)
+and the last decoder block (128x128, h/4 filters).
 
 ``paper``
-    Encoder: five 3x3 stride-2 "same" convs with h/16, h/8, h/4, h/2, h filters (32 ... 512),
+    Encoder (at 128x128): five 3x3 stride-2 "same" convs with h/16, h/8, h/4, h/2, h filters (32 ... 512),
     a 3x3 stride-2 "valid" conv with 2h (1024) filters (4x4 -> 1x1), each followed by the
     activation; FC h (512) + activation; Gaussian head (mean linear, std ReLU + floor).
     Decoder: mapping network of 8 x [FC h + activation] from z gives w, which is both the
@@ -56,14 +62,19 @@ def compute_policy(cfg: Config) -> keras.mixed_precision.Policy | None:
     return keras.mixed_precision.Policy(f"mixed_{cfg.mixed_precision}")
 
 
+def paper_encoder_widths(h: int, size: int) -> list[int]:
+    """Filters of the paper encoder's stride-2 "same" convs at ``size`` pixels (size -> 4x4):
+    the last log2(size) - 2 of h/16, h/8, h/4, h/2, h (all five at 128)."""
+    return [h // 16, h // 8, h // 4, h // 2, h][-(int(size).bit_length() - 3):]
+
+
 def build_encoder(cfg: Config) -> keras.Model:
-    """x (B, 128, 128, 3) in [0, 1] -> (mean (B, d_z), std (B, d_z)) of q(z|x), float32."""
+    """x (B, S, S, C) in [0, 1] -> (mean (B, d_z), std (B, d_z)) of q(z|x), float32."""
     h, act, dt = cfg.num_hidden_units, cfg.activation, compute_policy(cfg)
     x = keras.Input(shape=cfg.image_shape, name="x")
     y = x
     if cfg.celeba_network == "paper":
-        convs = [(h // 16, 2, "same"), (h // 8, 2, "same"), (h // 4, 2, "same"), (h // 2, 2, "same"),
-                 (h, 2, "same"), (2 * h, 2, "valid")]
+        convs = [(f, 2, "same") for f in paper_encoder_widths(h, cfg.dim_input_x)] + [(2 * h, 2, "valid")]
     else:
         convs = [(h // 4, 2, "same"), (h // 4, 2, "same"), (h // 2, 2, "same"), (h // 2, 2, "same"),
                  (h, 2, "same"), (h, 1, "valid")]
@@ -100,13 +111,13 @@ def _mapping(v: tf.Tensor, h: int, act: str, dt) -> tf.Tensor:
 
 
 def build_decoder(cfg: Config) -> keras.Model:
-    """z (B, d_z) -> mean image (B, 128, 128, 3), float32: the Laplace location."""
+    """z (B, d_z) -> mean image (B, S, S, C), float32: the Laplace location."""
     h, act, dt = cfg.num_hidden_units, cfg.activation, compute_policy(cfg)
     z = keras.Input(shape=(cfg.code_size,), name="z")
     if cfg.celeba_network == "paper":
         w = _mapping(z, h, act, dt)
         y = keras.layers.Reshape((1, 1, h), dtype=dt)(w)
-        for i, (size, div) in enumerate(PAPER_BLOCKS):
+        for i, (size, div) in enumerate(b for b in PAPER_BLOCKS if b[0] <= cfg.dim_input_x):
             y = _styled_block(y, w, size, h // div, act, f"block{i}", dt)
         y = keras.layers.Conv2D(h // 4, 3, padding="same", name="conv_final", dtype=dt)(y)
         y = activation_layer(act, name="conv_final_act", dtype=dt)(y)
