@@ -18,14 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ladder_tf.io_utils import atomic_write_text
+from ladder_tf.prior_registry import PRIOR_ALIASES, PRIOR_NAMES
 
-PRIOR_ALIASES = {
-    "standard_gaussian": "normal",
-    "GMM": "gmm",
-    "vampPrior": "vampprior",
-    "ours": "ladder",
-}
-PRIOR_NAMES = ("normal", "gmm", "vampprior", "hierarchical", "ladder")
 DATASETS = ("mnist_digit", "mnist_fashion", "celeba", "folder")  # and tfds:NAME (``is_tfds``)
 LABELLED_DATASETS = ("mnist_digit", "mnist_fashion")  # with class labels: classifier-FID needs them
 TFDS_PREFIX = "tfds:"

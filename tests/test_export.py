@@ -26,8 +26,9 @@ TINY = {"exp_name": "mnist_digit", "num_hidden_units": 64, "batch_size": 8, "n_m
         "n_MC_samples": 4, "test_batch_size": 10, "code_size": 3, "representation_size": 2,
         "n_layers_inner_VAE": 1, "num_hidden_units_inner_VAE": 16}
 N, SEED = 5, 11
+IS_SAMPLES = 25  # importance samples of log_prob_z_estimate: more than one chunk of 10, not a multiple
 COMMON = {"encode", "decode", "reconstruct", "sample"}
-T_SIGNATURES = {"encode_t", "decode_t", "log_prob_t"}
+T_SIGNATURES = {"encode_t", "decode_t", "log_prob_t", "log_prob_z_estimate"}
 
 # Runs in a fresh interpreter whose cwd and sys.path cannot reach ladder_tf.
 LOADER = textwrap.dedent("""
@@ -45,6 +46,7 @@ LOADER = textwrap.dedent("""
                  "reconstruct": dict(images=x), "decode": dict(z=z),
                  "log_prob_z": dict(z=z), "encode_t": dict(z=z), "decode_t": dict(t=t),
                  "log_prob_t": dict(t=t),
+                 "log_prob_z_estimate": dict(z=z, n_samples=tf.constant(%d), seed=tf.constant(%d)),
                  "sample": dict(n=tf.constant(%d), seed=tf.constant(%d))}
         for name in sig.keys():
             for key, value in sig[name](**feeds[name]).items():
@@ -56,7 +58,7 @@ LOADER = textwrap.dedent("""
         out["check/config_asset"] = np.array(open(m.config_asset.asset_path.numpy().decode()).read())
         np.savez(manifest["outputs"][prior], **out)
     print("ladder_tf" in sys.modules)
-""" % (N, SEED, N, SEED, N, SEED + 1))
+""" % (IS_SAMPLES, SEED, N, SEED, N, SEED, N, SEED + 1))
 
 
 def tiny(prior):
@@ -154,7 +156,13 @@ def test_fresh_process_signatures_agree_with_the_model(exported, fresh_outputs, 
         if prior == "normal":
             ref = scipy.stats.multivariate_normal(np.zeros(cfg.code_size)).logpdf(z)
             np.testing.assert_allclose(out["log_prob_z/log_prob"], ref, rtol=1e-5)
-    if prior in ("hierarchical", "ladder"):
+    if prior in ("hierarchical", "ladder"):  # the in-process estimator, same draws
+        estimate = out["log_prob_z_estimate/log_prob_estimate"]
+        assert estimate.shape == (6,) and "log_prob_z" not in out
+        np.testing.assert_allclose(estimate, p.log_prob_estimate(tf.constant(z), IS_SAMPLES, SEED).numpy(),
+                                   rtol=1e-5, atol=1e-4)
+        other = p.log_prob_estimate(tf.constant(z), IS_SAMPLES, SEED + 1).numpy()
+        assert not np.allclose(estimate, other)  # the seed is an input, not baked in
         t_mean, t_std = p.encode(tf.constant(z))
         assert out["encode_t/mean"].shape == (6, 2) and out["decode_t/z"].shape == (6, cfg.code_size)
         np.testing.assert_allclose(out["encode_t/mean"], t_mean.numpy(), atol=1e-5)
@@ -212,7 +220,10 @@ def test_loader_adapter_has_the_run_surface(exported):
     assert isinstance(sm, SavedModelRun) and sm.name == run.name == "ladder"
     assert sm.config == run.config and sm.has_t_space and run.has_t_space
     assert isinstance(sm, TrainedModel) and isinstance(run, TrainedModel)  # the one surface
-    assert (sm.has_density, run.has_density, run.density_is_estimate) == (False, True, True)
+    assert (sm.has_density, sm.density_is_estimate) == (run.has_density, run.density_is_estimate) == (True, True)
+    z = inputs["z_ladder"]
+    np.testing.assert_allclose(sm.log_prob_z_estimate(z.reshape(2, 3, -1), 40, 5).numpy().reshape(-1),
+                               run.log_prob_z_estimate(tf.constant(z), 40, 5).numpy(), rtol=1e-5, atol=1e-4)
     assert sm.sigma is None and float(run.sigma) == float(run.vae.sigma)
     x = inputs["x"]
     np.testing.assert_allclose(sm.reconstruct(x).numpy(), run.reconstruct(tf.constant(x)).numpy(), atol=1e-5)

@@ -2,10 +2,14 @@
 
     ladder reproduce --dataset mnist_fashion --seeds 0,1 --evaluate classifier
     ladder reproduce --dataset mnist_fashion --priors ladder --d-t 2,4,8,16   # Table 2
+    ladder reproduce --config original --seeds 0,1          # the authors' code's settings
+    ladder reproduce --priors hierarchical --set-prior hierarchical:representation_size=2
 
 Trains what is missing, evaluates (with each --evaluate network) what has no current
 evaluation, and writes <out-root>/<dataset>/results.md and results.json: Table 1 (priors)
-and/or Table 2 (LaDDer's d_t), with FID and final test -ELBO rows.
+and/or Table 2 (LaDDer's d_t), with FID and final test -ELBO rows, and per column every
+setting that differs from the base config. A --config other than the default works in
+<out-root>/<dataset>-<name>/ instead (ladder_tf.workflows.reproduce_config).
 """
 # Workflow modules that import TensorFlow are imported inside main, after the arguments
 # are checked, so --help and argument mistakes answer at once.
@@ -14,15 +18,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NamedTuple
 
 from ladder_tf import config as config_lib
 from ladder_tf.commands.train import load_or_fail, with_data_dir
-from ladder_tf.commands.common import (add_data_flags, add_run_length_flags, config_path, error_text,
+from ladder_tf.commands.common import (add_data_flags, add_run_length_flags, error_text,
                                        fail, new_parser, quiet_tensorflow)
-from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, ConfigError
+from ladder_tf.config import DATASETS, PRIOR_ALIASES, PRIOR_NAMES, Config, ConfigError
 from ladder_tf.workflows.evaluate import FEATURES, EvaluationSettings
 from ladder_tf.workflows import reproduce
 from ladder_tf.workflows.reproduce import ALL_PRIORS, RunSpec
+from ladder_tf.workflows.reproduce_config import (ConfigChoice, experiment_root, per_prior_settings,
+                                                  resolve_config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--seeds", default="0", metavar="LIST", help="comma-separated seeds, e.g. 0,1,2")
     runs.add_argument("--d-t", metavar="LIST", help="LaDDer sweep over the prior latent dimension, "
                       "e.g. 2,4,8,16 (the supplementary's Table 2)")
+    runs.add_argument("--config", metavar="NAME_OR_PATH", help="base settings: paper "
+                      "(configs/<dataset>.json, the default), original (configs/original/<dataset>.json, "
+                      "the authors' code's), a shipped config's name or a JSON file; any but the "
+                      "default works in <out-root>/<dataset>-<name>/")
     runs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override any config key for every run (repeatable)")
+    runs.add_argument("--set-prior", action="append", default=[], metavar="PRIOR:KEY=VALUE",
+                      help="override a config key for one prior's runs (repeatable), e.g. "
+                      "hierarchical:representation_size=2; they go to <prior>-<key>=<value>/")
     add_run_length_flags(p)
     add_data_flags(p)
     ev = p.add_argument_group("evaluation")
@@ -91,41 +105,65 @@ def parse_names(text: str, flag: str, noun: str, allowed: tuple[str, ...],
     return names
 
 
-def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]:
-    """Every run to do: (the prior comparison, the d_t sweep). Raises ConfigError."""
+class Plan(NamedTuple):
+    """What one ``ladder reproduce`` command does: its base config (``choice``, ``base``) and
+    its runs (Table 1, the prior comparison; Table 2, the d_t sweep)."""
+
+    choice: ConfigChoice
+    base: Config
+    table1: list[RunSpec]
+    table2: list[RunSpec]
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Every run to do and the settings they share. Raises ConfigError (no TensorFlow)."""
     seeds = parse_int_list(args.seeds, "--seeds", 0)
     d_ts = parse_int_list(args.d_t, "--d-t", 1) if args.d_t else []
     if args.priors is not None:
         priors = parse_names(args.priors, "--priors", "prior", PRIOR_NAMES, PRIOR_ALIASES)
     else:
         priors = [] if d_ts else list(ALL_PRIORS)
-    base = config_lib.load(config_path(args.dataset), args.set, exp_name=args.dataset,
-                           num_epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                           train_size=args.train_size)
-    table1, table2 = reproduce.build_specs(base, priors, seeds, d_ts, args.out_root)
+    choice = resolve_config(args.config, args.dataset)
+    base = config_lib.load(choice.path, args.set, exp_name=args.dataset, num_epochs=args.epochs,
+                           steps_per_epoch=args.steps_per_epoch, train_size=args.train_size)
+    per_prior = per_prior_settings(args.set_prior, priors + (["ladder"] if d_ts else []))
+    table1, table2 = reproduce.build_specs(base, priors, seeds, d_ts, args.out_root, per_prior, choice.label)
+    if not table1 + table2:
+        raise ConfigError("nothing to run: give --priors and/or --d-t")
     base = with_data_dir(base, args.data_dir, [s.run_dir for s in table1 + table2])  # else as recorded
-    return reproduce.build_specs(base, priors, seeds, d_ts, args.out_root)
+    table1, table2 = reproduce.build_specs(base, priors, seeds, d_ts, args.out_root, per_prior, choice.label)
+    return Plan(choice, base, table1, table2)
 
 
-def evaluation_settings(args: argparse.Namespace) -> dict[str, EvaluationSettings]:
-    """Per --evaluate network its settings, weights found (fails before any training)."""
-    from ladder_tf.workflows.evaluate import EvaluationError, check_network_fits, resolve_features
+def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]:
+    """Every run to do: (the prior comparison, the d_t sweep). Raises ConfigError."""
+    p = plan(args)
+    return p.table1, p.table2
+
+
+def evaluation_networks(args: argparse.Namespace) -> list[str]:
+    """The --evaluate networks, checked with the evaluation flags. Raises ConfigError."""
+    from ladder_tf.workflows.evaluate import EvaluationError, check_network_fits
 
     if not args.evaluate:
-        return {}
-    try:
-        networks = parse_names(args.evaluate, "--evaluate", "FID network", FEATURES, {})
-    except ConfigError as err:
-        fail(str(err))
+        return []
+    networks = parse_names(args.evaluate, "--evaluate", "FID network", FEATURES, {})
     try:
         for network in networks:
             check_network_fits(network, args.dataset)
     except EvaluationError as err:
-        fail(str(err))
+        raise ConfigError(str(err)) from None
     for flag, value, low in (("--num-samples", args.num_samples, 2), ("--repeats", args.repeats, 1),
                              ("--reference-size", args.reference_size, 2)):
         if value is not None and value < low:
-            fail(f"{flag} must be at least {low}, got {value}")
+            raise ConfigError(f"{flag} must be at least {low}, got {value}")
+    return networks
+
+
+def evaluation_settings(args: argparse.Namespace, networks: list[str]) -> dict[str, EvaluationSettings]:
+    """Per network its settings, weights found (fails before any training)."""
+    from ladder_tf.workflows.evaluate import EvaluationError, resolve_features
+
     out = {}
     for network in networks:
         settings = EvaluationSettings(
@@ -158,33 +196,31 @@ def warn(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_tensorflow(args.verbose)
-    try:
-        table1, table2 = build_specs(args)
+    try:  # every argument is checked before TensorFlow starts
+        p = plan(args)
+        networks = evaluation_networks(args)
     except ConfigError as err:
         fail(str(err))
-    specs = table1 + table2
-    if not specs:
-        fail("nothing to run: give --priors and/or --d-t")
-    settings = evaluation_settings(args)
+    quiet_tensorflow(args.verbose)
+    settings = evaluation_settings(args, networks)
 
     from ladder_tf.workflows import results
     from ladder_tf.workflows.run_log import package_versions
 
     command = "ladder reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
-    cfg0 = specs[0].cfg
+    specs, exp_name = p.table1 + p.table2, p.base.exp_name
     outcome = reproduce.Outcome()
     try:
         if not args.tables_only:
-            outcome.merge(reproduce.train_missing(specs, lambda: load_data(args, cfg0),
+            outcome.merge(reproduce.train_missing(specs, lambda: load_data(args, specs[0].cfg),
                                                   not args.no_progress, say, warn))
             if settings:
                 outcome.merge(reproduce.evaluate_missing(specs, list(settings), settings.get,
                                                          command, say, warn))
-        record = results.results(cfg0.exp_name, table1, table2, {**outcome.failures, **outcome.busy},
-                                 package_versions(), command)
-        json_path, md_path = results.write_results(
-            record, args.results or os.path.join(args.out_root, cfg0.exp_name, "results"))
+        record = results.results(exp_name, p.table1, p.table2, {**outcome.failures, **outcome.busy},
+                                 package_versions(), command, base=p.base, config=p.choice)
+        json_path, md_path = results.write_results(record, args.results or os.path.join(
+            experiment_root(args.out_root, exp_name, p.choice.label), "results"))
     except ValueError as err:
         fail(str(err))
     except OSError as err:

@@ -10,7 +10,8 @@ from typing import Sequence
 from ladder_tf import config as config_lib
 from ladder_tf.commands.common import (ConfigError, add_data_flags, add_run_length_flags, error_text, fail,
                                        new_parser, quiet_tensorflow)
-from ladder_tf.config import SAFE_ON_RESUME, TFDS_PREFIX, Config, config_path, is_tfds
+from ladder_tf.config import (PRIOR_ALIASES, PRIOR_NAMES, SAFE_ON_RESUME, TFDS_PREFIX, Config, config_path,
+                              is_tfds)
 
 MNIST_HELP = """Train a VAE with any prior on MNIST digits, Fashion-MNIST, any image folder or a
 prepared TensorFlow Datasets image set.
@@ -61,8 +62,8 @@ def training_parser(description: str, datasets: Sequence[str]) -> argparse.Argum
     what.add_argument("--dataset", type=dataset_type(datasets), metavar="|".join(datasets),
                       help="data set (sets exp_name); tfds:NAME is a TensorFlow Datasets image set "
                       f"prepared on disk; default: the config's exp_name, or {datasets[0]} without --config")
-    what.add_argument("--prior", metavar="NAME", help="prior: normal, gmm, vampprior, hierarchical, ladder "
-                      "(or the original's standard_gaussian, GMM, vampPrior, ours)")
+    what.add_argument("--prior", metavar="NAME", help=f"prior: {', '.join(PRIOR_NAMES)} (or the "
+                      f"original's {', '.join(PRIOR_ALIASES)})")
     what.add_argument("--seed", metavar="N", type=int, help="random seed (config seed)")
     what.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override any config key, e.g. --set learning_rate_ae=1e-4 (repeatable)")

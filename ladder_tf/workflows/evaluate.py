@@ -21,7 +21,6 @@ from ladder_tf.config import LABELLED_DATASETS
 from ladder_tf.evaluation.report import (SCHEMA, ReportError, column_names, markdown, output_paths,
                                          read_report, run_columns, write_report)
 from ladder_tf.locks import locked
-from ladder_tf.workflows.run_log import package_versions
 
 METRICS = ("fid", "nll")
 FEATURES = ("fid-inception", "inception", "classifier")
@@ -252,6 +251,8 @@ def run_nll(models, columns, data, settings: EvaluationSettings, result) -> None
 def evaluate(paths: Sequence[str], settings: EvaluationSettings, weights: str | None,
              command: str) -> dict[str, Any]:
     """Load the models and data, compute the metrics; returns the result record."""
+    from ladder_tf.workflows.run_log import package_versions  # TensorFlow: imported when used
+
     t0 = time.perf_counter()
     models = load_models(paths)
     data = load_data(models, settings)

@@ -16,6 +16,11 @@ negative n fails with a message giving the expected shape, also under TensorFlow
 - ``sample``      n, seed -> {images (n, H, W, C), z (n, d_z)} drawn from the trained prior;
   the same draws as ``Run.generate(n, seed)`` in process (stateless RNG, seed pair [seed, 0])
 - ``log_prob_z``  z -> {log_prob} (B,), for priors with a tractable density (normal, gmm, vampprior)
+- ``log_prob_z_estimate``  z, n_samples, seed -> {log_prob_estimate} (B,), for the prior-VAE
+  priors (ladder, hierarchical), whose p(z) = int p(z|t) p(t) dt has no closed form: an
+  importance-sampled estimate with n_samples draws t ~ q(t|z) (the log of an unbiased estimate
+  of p(z), so below log p(z) on average, tightening as n_samples grows; ladder_tf.model.importance),
+  the same numbers as ``Prior.log_prob_estimate(z, n_samples, seed)`` in process
 - prior-VAE priors (ladder, hierarchical) also: ``encode_t`` z -> {mean, std} of q(t|z);
   ``decode_t`` t -> {z}, the mean of p(z|t); ``log_prob_t`` t -> {log_prob}, the hyper prior's
   log-density (LaDDer: the accurate mixture once fitted, else the fast one, as for sampling).
@@ -77,9 +82,9 @@ def checked_input(x: tf.Tensor, what: str, dims: tuple[int, ...]) -> tf.Tensor:
         return tf.identity(x)
 
 
-def checked_count(n: tf.Tensor, what: str) -> tf.Tensor:
-    """The int32 scalar ``n`` once an in-graph check passed that it is >= 0."""
-    check = tf.debugging.Assert(n >= 0, [f"{what} must be >= 0; got", n])
+def checked_count(n: tf.Tensor, what: str, minimum: int = 0) -> tf.Tensor:
+    """The int32 scalar ``n`` once an in-graph check passed that it is >= ``minimum``."""
+    check = tf.debugging.Assert(n >= minimum, [f"{what} must be >= {minimum}; got", n])
     with tf.control_dependencies([check]):
         return tf.identity(n)
 
@@ -122,6 +127,13 @@ class ExportModule(tf.Module):
             log_prob_z = prior.log_prob
             fns["log_prob_z"] = (lambda z: {"log_prob": log_prob_z(checked_input(z, "log_prob_z: z", (d_z,)))},
                                  [z])
+        elif prior.has_density:  # a prior VAE: importance-sampled, as Prior.log_prob_estimate
+            estimate = prior.log_prob_estimate
+            fns["log_prob_z_estimate"] = (
+                lambda z, n_samples, seed: {"log_prob_estimate": estimate(
+                    checked_input(z, "log_prob_z_estimate: z", (d_z,)),
+                    checked_count(n_samples, "log_prob_z_estimate: n_samples", 1), seed)},
+                [z, scalar("n_samples"), scalar("seed")])
         if prior.has_t_space:
             d_t = prior.d_t
             t = tf.TensorSpec([None, d_t], tf.float32, name="t")

@@ -2,7 +2,9 @@
 
 Runs go to ``<out-root>/<exp_name>/<prior>/seed<k>/`` and the d_t sweep to
 ``ladder_dt<k>/seed<s>/``, except that a sweep entry whose config equals a LaDDer run of
-the prior comparison (d_t = the config's ``representation_size``) shares that run.
+the prior comparison (d_t = the config's ``representation_size``) shares that run. A base
+config other than the default (``--config``) has its own root, and per-prior keys
+(``--set-prior``) their own folders (ladder_tf.workflows.reproduce_config).
 Training and evaluation are idempotent: a run whose metrics.jsonl has its last epoch is
 skipped, an interrupted one resumed from its checkpoints; a run another process trains
 (it holds the run's lock) is skipped with a note, so several workers can share one
@@ -21,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ladder_tf import config as config_lib
-from ladder_tf.config import Config
+from ladder_tf.config import Config, ConfigError
 from ladder_tf.io_utils import read_jsonl
 from ladder_tf.locks import RunLockedError
+from ladder_tf.prior_registry import PRIOR_NAMES
+from ladder_tf.workflows.reproduce_config import differences, experiment_root, folder_name
 from ladder_tf.workflows.resume import config_changes, format_changes, recorded_config
 
-ALL_PRIORS = ("normal", "vampprior", "gmm", "hierarchical", "ladder")
+ALL_PRIORS = PRIOR_NAMES  # Table 1's columns, in its order
 
 
 @dataclass
@@ -55,13 +59,25 @@ class Outcome:
 
 
 def build_specs(base: Config, priors: Sequence[str], seeds: Sequence[int], d_ts: Sequence[int],
-                out_root: str) -> tuple[list[RunSpec], list[RunSpec]]:
-    """Every run: (Table 1, the prior comparison; Table 2, LaDDer's d_t sweep)."""
-    root = os.path.join(out_root, base.exp_name)
+                out_root: str, per_prior: dict[str, dict[str, Any]] | None = None,
+                label: str | None = None) -> tuple[list[RunSpec], list[RunSpec]]:
+    """Every run: (Table 1, the prior comparison; Table 2, LaDDer's d_t sweep).
 
-    def spec(column: str, folder: str, seed: int, **updates: Any) -> RunSpec:
-        cfg = config_lib.apply_overrides(base, seed=seed, **updates)
-        return RunSpec(column, cfg, os.path.join(root, folder, f"seed{seed}"))
+    ``per_prior``: {prior: {key: value}} set for that prior's runs only (the sweep's runs are
+    LaDDer's, so they get LaDDer's, d_t excepted); ``label``: the base config's name, None
+    for the default (ladder_tf.workflows.reproduce_config, which also names the folders).
+    """
+    root = experiment_root(out_root, base.exp_name, label)
+    per_prior = per_prior or {}
+
+    def spec(column: str, stem: str, seed: int, **updates: Any) -> RunSpec:
+        own = per_prior.get(updates["prior"], {})
+        try:
+            cfg = config_lib.apply_overrides(base, seed=seed, **{**own, **updates})
+        except ConfigError as err:
+            raise ConfigError(f"{updates['prior']} runs (--set-prior): {err}" if own else str(err)) from None
+        changed = differences(cfg, config_lib.apply_overrides(base, **updates))
+        return RunSpec(column, cfg, os.path.join(root, folder_name(stem, changed), f"seed{seed}"))
 
     table1 = [spec(p, p, s, prior=p) for p in priors for s in seeds]
     table2 = [spec(f"d_t = {d}", f"ladder_dt{d}", s, prior="ladder", representation_size=d)

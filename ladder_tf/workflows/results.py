@@ -4,7 +4,9 @@ Per prior (Table 1) or d_t (Table 2), one FID table per feature network and prot
 in the runs' evaluation files (``RUN_DIR/evaluation*.json``, written by ``ladder evaluate``
 in the schema of ``evaluation/report.py``) and the final test negative ELBO with its terms
 (the runs' metrics.jsonl). FID cells pool the values of every evaluated seed and repeat:
-mean ± sample standard deviation over those values.
+mean ± sample standard deviation over those values. The header names the base config, and
+each table first lists per column the prior VAE's d_t and every key set otherwise than in
+the base config (ladder_tf.workflows.reproduce_config).
 """
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ladder_tf.config import Config
 from ladder_tf.evaluation.report import FID_ROWS, markdown_table
 from ladder_tf.io_utils import atomic_write_text
 from ladder_tf.workflows.evaluate import PROTOCOL_KEYS, run_evaluations
 from ladder_tf.workflows.reproduce import RunSpec, final_row, is_finished
+from ladder_tf.workflows.reproduce_config import ConfigChoice, column_settings, format_settings
 
 RESULTS_SCHEMA = "ladder_tf.results/1"
 # (label, value in the final metrics row). The four terms, as they enter the negative ELBO,
@@ -83,7 +87,7 @@ def table_data(specs: Sequence[RunSpec]) -> dict[str, Any]:
 def table_markdown(title: str, data: dict[str, Any]) -> list[str]:
     """The Markdown of one table: its FID tables, then the ELBO table."""
     cols, runs = data["columns"], data["runs"]
-    out = [f"## {title}", ""]
+    out = [f"## {title}", "", *settings_markdown(data)]
     for t in data["fid"]:
         p = t["protocol"]
         out += [f"### FID: {p['label']}", "",
@@ -129,13 +133,37 @@ def missing(tables: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def results(dataset: str, table1: Sequence[RunSpec], table2: Sequence[RunSpec],
-            problems: dict[str, str], versions: dict[str, Any], command: str) -> dict[str, Any]:
-    """The results record (results.json)."""
+            problems: dict[str, str], versions: dict[str, Any], command: str,
+            base: Config | None = None, config: ConfigChoice | None = None) -> dict[str, Any]:
+    """The results record (results.json).
+
+    ``base``: the config every run started from; with it each table records, per column,
+    the d_t of a prior-VAE column and every key its runs set otherwise (``settings``).
+    ``config``: which base config that was (its name and file).
+    """
     specs = list(table1) + list(table2)
     tables = {name: table_data(group) for name, group in (("table1", table1), ("table2", table2)) if group}
+    if base is not None:
+        for name, group in (("table1", table1), ("table2", table2)):
+            if group:
+                tables[name]["settings"] = column_settings(group, base)
     return {"schema": RESULTS_SCHEMA, "dataset": dataset, "command": command,
+            "config": {"name": config.name, "path": config.shown} if config else None,
             "seeds": sorted({s.seed for s in specs}), "budget": budget(specs), "versions": versions,
             "tables": tables, "missing": missing(tables), "problems": problems}
+
+
+def settings_markdown(data: dict[str, Any]) -> list[str]:
+    """The table of per-column settings (d_t and the keys that differ from the base config)."""
+    cols, settings = data["columns"], data.get("settings")
+    if not settings:
+        return []
+    rows = [["d_t (representation_size)"] + [str(settings[c]["d_t"] or "-") for c in cols],
+            ["set otherwise than the base config"] + [format_settings(settings[c]["differs"]) for c in cols]]
+    return ["### Settings per column", "",
+            "d_t: the prior VAE's latent dimension (prior-VAE priors only); then every config key "
+            "whose value differs from the base config, besides prior and seed.", "",
+            *markdown_table([""] + cols, rows), ""]
 
 
 def results_markdown(record: dict[str, Any]) -> str:
@@ -149,6 +177,8 @@ def results_markdown(record: dict[str, Any]) -> str:
            f"{b['batch_size']}, {data}, d_z {b['code_size']}, block updates {b['block_update']}; seeds "
            f"{', '.join(map(str, record['seeds']))}. Software: "
            + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".", ""]
+    if record.get("config"):
+        out += [f"Base config: {record['config']['name']} (`{record['config']['path']}`).", ""]
     titles = {"table1": "Table 1: priors", "table2": "Table 2: LaDDer, prior latent dimension d_t"}
     for name, data_ in record["tables"].items():
         out += table_markdown(titles[name], data_)

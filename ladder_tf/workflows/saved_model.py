@@ -4,8 +4,9 @@
 ``ladder_tf.model.trained.TrainedModel`` like a restored run: ``name``, ``config`` (read from
 the ``assets/config.json`` asset), encoders, decoders, samples and the exported log-densities.
 Everything runs through the SavedModel's signatures, so results equal those of the exported
-functions bit for bit. Its capabilities are the signatures it has; it exposes no likelihood
-scale (``sigma`` None) and no density estimate, so log p(x) is not available from an export.
+functions bit for bit. Its capabilities are the signatures it has (``log_prob_z``: exact;
+``log_prob_z_estimate``: importance-sampled, the prior-VAE priors); it exposes no likelihood
+scale (``sigma`` None), so log p(x) is not available from an export.
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ def is_saved_model(path: str) -> bool:
 class SavedModelRun:
     """A loaded export. Images are float32 (B, H, W, C) in [0, 1]; outputs are tf.Tensors."""
 
-    density_is_estimate = False
     sigma = None
 
     def __init__(self, path: str, loaded, config: Config, info: dict):
@@ -51,8 +51,13 @@ class SavedModelRun:
 
     @property
     def has_density(self) -> bool:
-        """True for priors with an exact log p(z) (log_prob_z exists)."""
-        return "log_prob_z" in self._signatures
+        """True when log p(z) can be evaluated: exactly (log_prob_z) or as an estimate."""
+        return "log_prob_z" in self._signatures or self.density_is_estimate
+
+    @property
+    def density_is_estimate(self) -> bool:
+        """True when log p(z) is only an importance-sampled estimate (log_prob_z_estimate)."""
+        return "log_prob_z_estimate" in self._signatures and "log_prob_z" not in self._signatures
 
     def _call(self, name: str, **inputs) -> dict[str, tf.Tensor]:
         if name not in self._signatures:
@@ -98,11 +103,12 @@ class SavedModelRun:
         """t (B, d_t) -> mean of p(z|t), (B, d_z) (prior-VAE priors)."""
         return self._call("decode_t", t=self._float(t))["z"]
 
-    def _log_prob(self, signature: str, argument: str, points) -> tf.Tensor:
+    def _log_prob(self, signature: str, argument: str, points, output: str = "log_prob",
+                  **extra) -> tf.Tensor:
         """A log-density signature over rows (its input ``argument``), on points (..., d) -> (...)."""
         points = self._float(points)
         flat = tf.reshape(points, [-1, points.shape[-1]])
-        return tf.reshape(self._call(signature, **{argument: flat})["log_prob"], tf.shape(points)[:-1])
+        return tf.reshape(self._call(signature, **{argument: flat}, **extra)[output], tf.shape(points)[:-1])
 
     def log_prob_t(self, t) -> tf.Tensor:
         """log p(t) of the hyper prior, (..., d_t) -> (...) (prior-VAE priors)."""
@@ -113,8 +119,11 @@ class SavedModelRun:
         return self._log_prob("log_prob_z", "z", z)
 
     def log_prob_z_estimate(self, z, n_samples: int, seed: int) -> tf.Tensor:
-        """Not exported: the prior VAE's inner sigma, which the estimate needs, is no signature."""
-        raise NotImplementedError(f"the {self.name} SavedModel at {self.path} has no estimate of log p(z)")
+        """Importance-sampled log p(z) with ``n_samples`` draws, (..., d_z) -> (...) (prior-VAE
+        priors); the numbers of ``Prior.log_prob_estimate(z, n_samples, seed)``."""
+        return self._log_prob("log_prob_z_estimate", "z", z, "log_prob_estimate",
+                              n_samples=tf.constant(int(n_samples), tf.int32),
+                              seed=tf.constant(int(seed), tf.int32))
 
 
 def load_saved_model(path: str) -> SavedModelRun:

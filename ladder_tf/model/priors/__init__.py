@@ -1,4 +1,5 @@
-"""Prior registry: ``build_prior(cfg, vae)`` -> a Prior for ``cfg.prior``.
+"""``build_prior(cfg, vae)`` -> a Prior for ``cfg.prior``, from the one list of priors
+(ladder_tf.prior_registry).
 
 Each prior family lives in its own module and is imported only when used. A prior's
 constructor takes (cfg, vae); ``vae`` gives priors that need them (VampPrior) access to the
@@ -10,17 +11,11 @@ import importlib
 
 from ladder_tf.config import Config
 from ladder_tf.model.priors.base import Prior
-
-REGISTRY = {
-    "normal": ("ladder_tf.model.priors.normal", "NormalPrior"),
-    "gmm": ("ladder_tf.model.priors.gmm", "GMMPrior"),
-    "vampprior": ("ladder_tf.model.priors.vamp", "VampPrior"),
-    "hierarchical": ("ladder_tf.model.priors.prior_vae", "HierarchicalPrior"),
-    "ladder": ("ladder_tf.model.priors.prior_vae", "LadderPrior"),
-}
+from ladder_tf.prior_registry import prior_entry
 
 
 def build_prior(cfg: Config, vae) -> Prior:
     """Instantiate the prior named by ``cfg.prior`` (canonical name)."""
-    module_name, class_name = REGISTRY[cfg.prior]
-    return getattr(importlib.import_module(module_name), class_name)(cfg, vae)
+    entry = prior_entry(cfg.prior)
+    module = importlib.import_module(f"{__name__}.{entry.module}")
+    return getattr(module, entry.class_name)(cfg, vae)
