@@ -1,4 +1,4 @@
-"""The Python API snippets of docs/_pending_api.md run as written, on a tiny trained run, its
+"""The Python API snippets of the README run as written, on a tiny trained run, its
 export and synthetic latents (the placeholder paths are substituted), and give what they say."""
 import os
 import re
@@ -14,7 +14,7 @@ from ladder_tf.workflows import export, training
 from synthetic import synthetic_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGE = os.path.join(REPO, "docs", "_pending_api.md")
+PAGE = os.path.join(REPO, "README.md")
 RUN = "experiments/mnist_fashion/ladder"  # the placeholders the snippets use
 TINY_LADDER = {"prior": "ladder", "exp_name": "mnist_fashion", "code_size": 4, "num_hidden_units": 64,
                "batch_size": 16, "num_epochs": 2, "steps_per_epoch": 3, "sg_pretraining": 1,
