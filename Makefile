@@ -8,7 +8,7 @@ ARGS ?=
 
 .PHONY: train test test-fast setup data clean
 
-.PHONY: check-python quickstart
+.PHONY: check-python quickstart quickstart-digits
 
 # One clear line, before anything is created, when the interpreter is older than the pins need.
 # (the interpreter of an existing .venv, else $(PYTHON), which would create it)
@@ -47,6 +47,14 @@ quickstart: $(VENV)/.installed data
 	$(VENV)/bin/ladder train --prior ladder --epochs 6 --train-size 10000 --set sg_pretraining=2 \
 		--set accurate_fit=6 --out-dir $(QUICKSTART_DIR) --no-progress $(ARGS)
 	@echo "open $(QUICKSTART_DIR)/figures/samples_e006.png (samples), reconstructions_e006.png, losses.png"
+
+# The same for MNIST digits: LaDDer on the full training split for 4 epochs (digits appear after
+# about 250 steps, one epoch of the full split).
+DIGITS_QUICKSTART_DIR := experiments/quickstart/digits
+quickstart-digits: $(VENV)/.installed data
+	$(VENV)/bin/ladder train --dataset mnist_digit --prior ladder --epochs 4 --set sg_pretraining=2 \
+		--set accurate_fit=4 --out-dir $(DIGITS_QUICKSTART_DIR) --no-progress $(ARGS)
+	@echo "open $(DIGITS_QUICKSTART_DIR)/figures/samples_e004.png (samples), reconstructions_e004.png, losses.png"
 
 test: $(VENV)/.installed-dev data test-fid-weights
 	$(PY) -m pytest -q tests $(ARGS)

@@ -131,6 +131,24 @@ def save_image_rows(rows: Sequence[tuple[str, np.ndarray]], path: str, title: st
     return _save(fig, path)
 
 
+def save_labelled_grids(grids: Sequence[tuple[str, np.ndarray]], path: str, ncols: int = 8,
+                        title: str = "") -> str:
+    """Image grids side by side, each under its label (e.g. one prior's samples each); every
+    entry (N, H, W, C) in [0, 1] becomes a grid of ``ncols`` columns. Returns ``path``."""
+    fig, axes = plt.subplots(1, len(grids), figsize=(2.3 * len(grids), 2.6), squeeze=False)
+    for ax, (label, images) in zip(axes[0], grids):
+        grid = image_grid(images, ncols=ncols)
+        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0.0, vmax=1.0,
+                  interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(label, fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_curves(curves: dict[str, np.ndarray], path: str, xlabel: str = "iteration",
                 title: str = "") -> str:
     """One panel per named 1-D curve against its index (e.g. the SLP's loss terms)."""
