@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import tensorflow as tf
 import tf_keras as keras
 
 from ladder_tf.config import Config
@@ -43,14 +44,21 @@ def build_encoder(cfg: Config) -> keras.Model:
     return conv_encoder(cfg, [(h // 16, 2, "same"), (h // 4, 2, "same"), (h, 2, "same")], h // 4)
 
 
-def build_decoder(cfg: Config) -> keras.Model:
-    """z (B, d_z) -> mean image (B, 28, 28, 1), the location of the Laplace likelihood."""
+def decoder_stem(cfg: Config) -> tuple[tf.Tensor, tf.Tensor]:
+    """(z input (B, d_z), features (B, 4, 4, h)): FC 16 h + activation, reshaped to
+    (1, 1, 16 h) and depth_to_space 4, h = ``num_hidden_units``."""
     h = cfg.num_hidden_units
     z = keras.Input(shape=(cfg.code_size,), name="z")
     y = keras.layers.Dense(16 * h, name="fc")(z)
     y = activation_layer(cfg.activation, name="fc_act")(y)
     y = keras.layers.Reshape((1, 1, 16 * h))(y)
-    y = depth_to_space(4, name="d2s4")(y)
+    return z, depth_to_space(4, name="d2s4")(y)
+
+
+def build_decoder(cfg: Config) -> keras.Model:
+    """z (B, d_z) -> mean image (B, 28, 28, 1), the location of the Laplace likelihood."""
+    h = cfg.num_hidden_units
+    z, y = decoder_stem(cfg)
     for i, filters in enumerate((h, h // 4, h // 16)):
         y = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(y)
         y = activation_layer(cfg.activation, name=f"conv{i}_act")(y)

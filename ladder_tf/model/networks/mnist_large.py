@@ -14,7 +14,7 @@ import tf_keras as keras
 
 from ladder_tf.config import Config
 from ladder_tf.model.networks.layers import activation_layer, depth_to_space
-from ladder_tf.model.networks.mnist import conv_encoder
+from ladder_tf.model.networks.mnist import conv_encoder, decoder_stem
 
 
 def build_encoder(cfg: Config) -> keras.Model:
@@ -38,11 +38,7 @@ def build_decoder(cfg: Config) -> keras.Model:
     3x3 conv (h/16) + activation; 5x5 "valid" conv to the channels + output activation.
     """
     h = cfg.num_hidden_units
-    z = keras.Input(shape=(cfg.code_size,), name="z")
-    y = keras.layers.Dense(16 * h, name="fc")(z)
-    y = activation_layer(cfg.activation, name="fc_act")(y)
-    y = keras.layers.Reshape((1, 1, 16 * h))(y)
-    y = depth_to_space(4, name="d2s4")(y)
+    z, y = decoder_stem(cfg)
     for i, width in enumerate((h, h // 4, h // 16)):
         for j in range(2):
             y = keras.layers.Conv2D(width, 3, padding="same", name=f"conv{i}_{j}")(y)
