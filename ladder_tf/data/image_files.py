@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 import tensorflow as tf
 
-from ladder_tf.data.images import ImageCollection, to_float
+from ladder_tf.data.images import ImageCollection, finish_pipeline, to_float
 
 
 def preprocess(contents: tf.Tensor, size: int, crop: str = "none", channels: int = 3) -> tf.Tensor:
@@ -142,8 +142,7 @@ class ImageFiles(ImageCollection):
             ds = self._cached(stream, needed, batch_size, drop_remainder)
         else:
             ds = self._decoded(stream, needed, batch_size, drop_remainder)
-        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return finish_pipeline(ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE))
 
     def _cached(self, stream, needed, batch_size, drop_remainder) -> tf.data.Dataset:
         store = self.store

@@ -29,6 +29,27 @@ import numpy as np
 import tensorflow as tf
 
 FLOAT_BATCH = 256  # images converted at a time by ``floats``
+# Whether input pipelines run tf.data's autotuning model (``finish_pipeline``); a switch for
+# benchmarks/input_pipeline.py, which measures both.
+AUTOTUNE_MODEL = False
+
+
+def finish_pipeline(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``ds`` prefetched, with tf.data's autotuning model off (unless ``AUTOTUNE_MODEL``).
+
+    The model's optimisation thread sleeps for a period that grows to tens of seconds, and
+    (TensorFlow 2.21) an iterator cannot be destroyed before that sleep ends: with it on,
+    every epoch's end stalled for up to a minute, the cores idle (about 57 s of an 85-145 s
+    Fashion-MNIST epoch; docs/results.md, input pipeline). Without it, parallel maps use
+    min(16, cores) threads and ``prefetch(2)`` keeps the next batches ready. The elements and
+    their order are the same either way.
+    """
+    ds = ds.prefetch(2)
+    if AUTOTUNE_MODEL:
+        return ds
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def to_float(images: Any) -> Any:
@@ -114,14 +135,14 @@ class ImageArray(ImageCollection):
 
     def batches(self, batch_size: int) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices(self.array).batch(batch_size)
-        return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        return finish_pipeline(ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE))
 
     def train_dataset(self, order: np.ndarray) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices(order)
         source = tf.constant(self.array)
         ds = ds.map(lambda idx: to_float(tf.gather(source, idx)),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return finish_pipeline(ds)
 
 
 def as_images(images: Any) -> ImageCollection:

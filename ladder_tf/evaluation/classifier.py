@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from ladder_tf.data.images import as_images, to_float
+from ladder_tf.data.images import as_images, finish_pipeline, to_float
 from ladder_tf.data.mnist import N_CLASSES
 from ladder_tf.io_utils import atomic_path, atomic_write_text
 
@@ -76,8 +76,8 @@ def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle_seed: int | None)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch).map(lambda a, b: (to_float(a), b), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return finish_pipeline(ds.batch(batch).map(lambda a, b: (to_float(a), b),
+                                               num_parallel_calls=tf.data.AUTOTUNE))
 
 
 def check_class_labels(y: np.ndarray, n_classes: int, where: str) -> None:
