@@ -66,13 +66,17 @@ def plot_loss_curves(rows: Sequence[dict], path: str, keys: Sequence[str] | None
     return _save(fig, path)
 
 
+LOG_DENSITY_RANGE = 8.0  # nats below the density's maximum that the colour map spans
+
+
 def plot_density_2d(log_prob: Callable[[np.ndarray], np.ndarray], points: np.ndarray,
                     labels: np.ndarray | None, path: str, means: np.ndarray | None = None,
                     covariances: np.ndarray | None = None, weights: np.ndarray | None = None,
                     path_points: dict[str, np.ndarray] | None = None, title: str = "") -> str:
     """A 2-D density image with embedded points coloured by class, mixture ellipses and paths.
 
-    log_prob maps (M, 2) -> (M,). Ellipses are 2-sigma with line width by weight (the
+    log_prob maps (M, 2) -> (M,); the image is log p, its colours spanning the top
+    ``LOG_DENSITY_RANGE`` nats (a sharp mode would otherwise hide every other). Ellipses are 2-sigma with line width by weight (the
     original's figure). ``path_points`` maps a label to a (P, 2) polyline.
     """
     lo = np.percentile(points, 0.5, axis=0)
@@ -81,10 +85,10 @@ def plot_density_2d(log_prob: Callable[[np.ndarray], np.ndarray], points: np.nda
     lo, hi = lo - 0.25 * span, hi + 0.25 * span
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
-    density = np.exp(np.asarray(log_prob(grid))).reshape(gx.shape)
+    log_density = np.asarray(log_prob(grid)).reshape(gx.shape)
     fig, ax = plt.subplots(figsize=(6.5, 6))
-    ax.imshow(density, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="viridis",
-              aspect="auto")
+    ax.imshow(log_density, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="viridis",
+              aspect="auto", vmin=log_density.max() - LOG_DENSITY_RANGE, vmax=log_density.max())
     scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, s=4, cmap="tab10", alpha=0.7)
     if labels is not None:
         fig.colorbar(scatter, ax=ax, label="class")

@@ -18,7 +18,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     ``suffix`` keeps a file extension on the temporary name for writers that infer the
     format from it (matplotlib, numpy). A failure leaves ``path`` untouched. An OSError
     about the temporary file (an unwritable folder or file, a full disk) is raised naming
-    ``path``, the file the user knows.
+    ``path``, the file the user knows. The file gets ordinary permissions (0666 less the
+    umask), not the private 0600 of the temporary file.
     """
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
@@ -28,6 +29,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
         os.close(fd)
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except OSError as err:
         if tmp is None or tmp in (err.filename, err.filename2) or err.filename is None:
@@ -36,6 +38,13 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
