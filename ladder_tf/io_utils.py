@@ -6,7 +6,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import uuid
 import warnings
 from typing import Any, Iterator
 
@@ -19,17 +19,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     format from it (matplotlib, numpy). A failure leaves ``path`` untouched. An OSError
     about the temporary file (an unwritable folder or file, a full disk) is raised naming
     ``path``, the file the user knows. The file gets ordinary permissions (0666 less the
-    umask), not the private 0600 of the temporary file.
+    umask), as any new file, not mkstemp's private 0600.
     """
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-        os.close(fd)
+        tmp = os.path.join(directory, f".tmp-{os.getpid()}-{uuid.uuid4().hex}{suffix}")
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode less the umask
         yield tmp
-        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except OSError as err:
         if tmp is None or tmp in (err.filename, err.filename2) or err.filename is None:
@@ -38,13 +37,6 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-
-
-def current_umask() -> int:
-    """The process's file-creation mask (read by setting and restoring it)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

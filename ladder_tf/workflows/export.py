@@ -53,7 +53,6 @@ import tensorflow as tf
 from ladder_tf import config as config_lib
 from ladder_tf.config import Config
 from ladder_tf.export_format import CONFIG_ASSET, FORMAT_VERSION, INFO_ASSET
-from ladder_tf.io_utils import current_umask
 from ladder_tf.locks import owned_by_dead_process
 from ladder_tf.model.trained import has_exact_density
 from ladder_tf.workflows.runs import load_run
@@ -170,7 +169,8 @@ def _export_info(prior, cfg: Config, signatures: list[str], checkpoint: str | No
 
 def _publish_permissions(root: str) -> None:
     """Ordinary permissions (umask) for the tree that mkdtemp/mkstemp created private."""
-    umask = current_umask()
+    umask = os.umask(0)
+    os.umask(umask)
     for directory, _, files in os.walk(root):
         os.chmod(directory, 0o777 & ~umask)
         for name in files:
