@@ -112,6 +112,7 @@ class Config:
     grad_clip_value: float = field(default=1.0, metadata=_range(0.0))
     adam_epsilon: float = field(default=1e-8, metadata=_range(0.0, lo_open=True))
     block_update: str = field(default="sequential", metadata=_choice("sequential", "fused"))
+    count_pretraining_prior_steps: bool = False
     TRAIN_VAE: int = field(default=1, metadata=_choice(0, 1))
     TRAIN_sigma: int = field(default=1, metadata=_choice(0, 1))
     TRAIN_prior: int = field(default=1, metadata=_choice(0, 1))

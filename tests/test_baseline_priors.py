@@ -278,3 +278,43 @@ def test_vamp_figure(vamp, tmp_path):
 def test_registry_builds_the_baseline_priors():
     assert isinstance(make("gmm")[1], GMMPrior)
     assert isinstance(make("vampprior")[1], VampPrior)
+
+
+@pytest.mark.parametrize("count", [False, True])
+def test_vamp_pretraining_steps_move_only_adams_counter(count):
+    """``count_pretraining_prior_steps``: in epoch sg_pretraining the authors' pseudo-input Adam
+    takes zero-gradient steps, so its first real step lacks the bias correction's boost.
+
+    Reference: Adam's update written out with numpy (beta1 0.9, beta2 0.95, TF1 epsilon).
+    """
+    lr, idle_steps = 1e-3, 3
+    vae, p = make("vampprior", learning_rate_prior=lr, lr_growth_prior=1.0, sg_pretraining=2,
+                  count_pretraining_prior_steps=count)
+    opt = p.prior_optimizers[0]
+    mean, std = posterior(7)
+    p.begin_epoch(2)  # active, data ELBO still N(0, I)
+    u0 = p.pseudo_inputs.numpy()
+    for i in range(idle_steps):
+        assert bool(p.own_step(mean, std, tf.constant([i, 0])))
+    np.testing.assert_array_equal(p.pseudo_inputs.numpy(), u0)
+    assert int(opt.iterations) == (idle_steps if count else 0)
+
+    p.begin_epoch(3)
+    seed = tf.constant([5, 5])
+    z_seed, objective_seed = tf.unstack(tf.random.experimental.stateless_split(
+        tf.random.experimental.stateless_fold_in(seed, 0), 2))
+    with tf.GradientTape() as tape:
+        z = elbo.reparameterise(mean, std, z_seed)
+        loss = tf.reduce_mean(-p.objective(z, mean, std, objective_seed)[0])
+    g = np.clip(tape.gradient(loss, p.pseudo_inputs).numpy().astype(np.float64), -1.0, 1.0)
+    assert bool(p.own_step(mean, std, seed))
+    t = int(opt.iterations)
+    assert t == (idle_steps + 1 if count else 1)
+    m, v = 0.1 * g, 0.05 * g ** 2  # one real gradient after zero ones (zero moments)
+    alpha = lr * np.sqrt(1 - 0.95 ** t) / (1 - 0.9 ** t)
+    expected = u0 - alpha * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(p.pseudo_inputs.numpy(), expected, rtol=1e-4, atol=1e-7)
+    big = np.abs(g) > 1e-4  # the step relative to lr: 1 fresh; smaller after the idle steps
+    ratio = np.abs(u0 - p.pseudo_inputs.numpy())[big] / lr
+    np.testing.assert_allclose(ratio, 1.0 if not count else
+                               np.sqrt(1 - 0.95 ** 4) / (1 - 0.9 ** 4) * 0.1 / np.sqrt(0.05), rtol=2e-2)

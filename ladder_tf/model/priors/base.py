@@ -209,9 +209,36 @@ class Prior(tf.Module):
         return [g.variables() for g in self._groups]
 
     def apply_gradients(self, grads: list[list[tf.Tensor]], finite: tf.Tensor) -> None:
-        """Apply per-group gradients (of the loss to minimise) when active and ``finite``."""
+        """Apply per-group gradients (of the loss to minimise) when active and ``finite``.
+
+        While pre-training, the gradients of priors that do not train then are zeros (the
+        ELBO's prior term is N(0, I)); they are applied only with
+        ``count_pretraining_prior_steps``, as in ``own_step``.
+        """
+        ok = self._gate(self.active & finite)
         for group, gs, vs in zip(self._groups, grads, self.variable_groups()):
-            apply_if(self.active & finite, group.optimizer, gs, vs)
+            apply_if(ok, group.optimizer, gs, vs)
+
+    def _idle_while_pretraining(self) -> tf.Tensor | None:
+        """When the idle pre-training steps are taken: the pre-training flag, else None.
+
+        A prior whose variables ascend the ELBO's own prior term (``trains_while_pretraining``
+        False) has nothing to learn while that term is N(0, I). The authors' code still runs
+        its optimiser in epoch ``sg_pretraining`` (zero gradients), which advances Adam's step
+        counter, so the bias correction no longer enlarges the first real steps (the first
+        step is then about 0.45 learning rates per element instead of 1 with beta1 0.9 and
+        beta2 0.95). ``count_pretraining_prior_steps`` reproduces that; off, those steps are
+        skipped and Adam starts fresh when the prior enters the ELBO.
+        """
+        if self.trains_while_pretraining or not self.cfg.count_pretraining_prior_steps:
+            return None
+        return self.pretraining
+
+    def _gate(self, ok: tf.Tensor) -> tf.Tensor:
+        """``ok``, and not pre-training where the prior has nothing to do then."""
+        if self.trains_while_pretraining or self.cfg.count_pretraining_prior_steps:
+            return ok
+        return ok & tf.logical_not(self.pretraining)
 
     def own_step(self, mean: tf.Tensor, std: tf.Tensor, seed: tf.Tensor,
                  condition: tf.Tensor | bool = True) -> tf.Tensor:
@@ -228,9 +255,8 @@ class Prior(tf.Module):
         skips the groups after it. Returns True when no group was non-finite.
         """
         mean, std = tf.stop_gradient(mean), tf.stop_gradient(std)
-        ok = tf.convert_to_tensor(condition) & self.active
-        if not self.trains_while_pretraining:  # its objective is the ELBO's term: N(0, I) now
-            ok = ok & tf.logical_not(self.pretraining)
+        ok = self._gate(tf.convert_to_tensor(condition) & self.active)
+        idle = self._idle_while_pretraining()
         all_finite_groups = tf.constant(True)
         for g, group in enumerate(self._groups):
             z_seed, objective_seed = tf.unstack(tf.random.experimental.stateless_split(
@@ -242,6 +268,8 @@ class Prior(tf.Module):
                 value, _ = objective(z, mean, std, objective_seed)
                 loss = tf.nn.compute_average_loss(-value)  # the global batch's mean under a strategy
             grads = tape.gradient(loss, variables)
+            if idle is not None:  # zero-gradient steps: only Adam's step counter moves
+                grads = [d if d is None else tf.where(idle, tf.zeros_like(d), d) for d in grads]
             finite = all_finite(loss, *grads)
             apply_if(ok & finite, group.optimizer, grads, variables)
             ok = ok & finite
