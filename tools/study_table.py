@@ -1,0 +1,111 @@
+"""One markdown table of a one-factor-at-a-time study from several ``ladder reproduce`` results.
+
+    python tools/study_table.py --prior ladder --network fid-inception \\
+        "paper config=experiments/mnist_fashion/results-standard-ladder.json" \\
+        "large network=experiments/mnist_fashion/study-large.json"
+
+Each LABEL=RESULTS gives one row: the ``results.json`` (or its ``.md``) that ``ladder
+reproduce --results`` wrote, read for the column of ``--prior``. A row shows what the run set
+otherwise than its base config, the epochs trained, the training time (the sum of the
+run's epoch wall times, and the median epoch), the FID of ``--network`` (generation,
+reconstruction, their difference: mean over the column's evaluated seeds and repeats, with
+the sample std when there are several values), the final test -ELBO and the final sigma.
+Runs of several seeds give the mean epoch count and time per seed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ladder_tf.commands.common import error_text, fail, new_parser  # noqa: E402
+
+FID_ROWS = ("generation", "reconstruction", "difference")
+ELBO_ROW = "-ELBO (nats/image)"
+
+
+def read_results(path: str) -> dict:
+    """The results.json at ``path`` (a ``.md`` path reads its ``.json`` twin)."""
+    if path.endswith(".md"):
+        path = path[:-3] + ".json"
+    elif not path.endswith(".json"):
+        path += ".json"
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def run_times(run_dir: str) -> tuple[int, float, float, float]:
+    """(epochs trained, sum of epoch seconds, median epoch seconds, final sigma) of a run."""
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if not rows:
+        raise ValueError(f"{run_dir}: metrics.jsonl has no epochs")
+    seconds = [r["epoch_seconds"] for r in rows]
+    return rows[-1]["epoch"], sum(seconds), statistics.median(seconds), rows[-1]["sigma"]
+
+
+def cell(summary: dict | None, digits: int = 2) -> str:
+    """'mean ± std' (or the mean alone for one value); '-' when missing."""
+    if not summary or summary.get("mean") is None:
+        return "-"
+    text = f"{summary['mean']:.{digits}f}"
+    return text + (f" ± {summary['std']:.{digits}f}" if summary.get("std") is not None else "")
+
+
+def study_row(label: str, results: dict, prior: str, network: str) -> list[str]:
+    """The table row of one results file (see the module docstring)."""
+    table = results["tables"]["table1"]
+    if prior not in table["columns"]:
+        raise ValueError(f"no {prior!r} column (columns: {', '.join(table['columns'])})")
+    fids = [f for f in table["fid"] if f["protocol"]["features"] == network]
+    rows = fids[0]["rows"] if fids else {}
+    differs = table["settings"][prior]["differs"]
+    setting = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(differs.items())) or "-"
+    runs = [r for r in table["runs"][prior] if r["finished"]]
+    times = [run_times(r["run_dir"]) for r in runs]
+    if times:
+        epochs = statistics.mean(t[0] for t in times)
+        wall = f"{statistics.mean(t[1] for t in times) / 60:.1f} ({statistics.mean(t[2] for t in times):.0f} s)"
+        sigma = f"{statistics.mean(t[3] for t in times):.4f}"
+    else:
+        epochs, wall, sigma = "-", "-", "-"
+    elbo = table["elbo"].get(prior, {}).get(ELBO_ROW)
+    fid_cells = [cell(rows.get(name, {}).get(prior)) for name in FID_ROWS]
+    return [label, setting, f"{epochs:g}" if times else epochs, wall, *fid_cells, cell(elbo), sigma]
+
+
+def markdown(rows: list[list[str]], network: str) -> str:
+    head = ["run", "set otherwise", "epochs", "training, min (median epoch)",
+            f"generation ({network})", f"reconstruction ({network})", "difference",
+            "test -ELBO", "final sigma"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = new_parser(__doc__)
+    p.add_argument("rows", nargs="+", metavar="LABEL=RESULTS", help="a row label and a results file")
+    p.add_argument("--prior", default="ladder", help="the column to read (default: ladder)")
+    p.add_argument("--network", default="fid-inception", help="the FID network's name in the results")
+    args = p.parse_args(argv)
+    rows = []
+    for item in args.rows:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            return fail(f"{item!r}: give LABEL=RESULTS (a results.json or its .md)")
+        try:
+            rows.append(study_row(label, read_results(path), args.prior, args.network))
+        except OSError as err:
+            return fail(error_text(err))
+        except (ValueError, KeyError) as err:
+            return fail(f"{path}: not a results file of ladder reproduce ({err})")
+    sys.stdout.write(markdown(rows, args.network))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
