@@ -84,3 +84,53 @@ def test_reparameterise_is_deterministic_per_seed():
     c = elbo.reparameterise(mean, std, tf.constant([5, 7]))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.02])
+def test_diagonal_mixture_cross_entropy_matches_float64_at_the_same_draws(scale):
+    """The quadratic form against log p evaluated in float64 (scipy) at the very draws,
+    also with narrow components far from q (large squared distances, where a quadratic
+    form could lose float32 precision)."""
+    from scipy import special, stats
+
+    rng = np.random.default_rng(3)
+    b, k, d, s = 5, 7, 6, 40
+    mean = rng.normal(size=(b, d)).astype(np.float32)
+    std = rng.uniform(0.05, 1.0, (b, d)).astype(np.float32)
+    means = (3.0 * rng.normal(size=(k, d))).astype(np.float32)
+    stds = (scale * rng.uniform(0.3, 1.5, (k, d))).astype(np.float32)
+    seed = tf.constant([4, 2])
+    ours = elbo.diagonal_mixture_cross_entropy(mean, std, means, stds, s, seed).numpy()
+    eps = np.transpose(elbo.mc_normal_draws(tf.constant(mean), s, seed).numpy(), [2, 0, 1]).astype(np.float64)
+    z = mean[None] + std[None].astype(np.float64) * eps                                  # (S, B, d)
+    comp = stats.norm.logpdf(z[:, :, None, :], means[None, None], stds[None, None]).sum(-1)
+    ref = (special.logsumexp(comp, axis=-1) - np.log(k)).mean(0)
+    assert np.abs(ref).max() > (1e4 if scale < 1 else 5.0)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-4)  # tfp's float32 log_prob: the same
+
+
+def test_diagonal_mixture_cross_entropy_gradients_match_the_direct_estimate():
+    rng = np.random.default_rng(4)
+    b, k, d, s = 8, 5, 4, 30
+    args = [tf.constant(rng.normal(size=(b, d)), tf.float32), tf.constant(rng.uniform(0.1, 1, (b, d)), tf.float32),
+            tf.constant(rng.normal(size=(k, d)), tf.float32), tf.constant(rng.uniform(0.3, 1, (k, d)), tf.float32)]
+    seed = tf.constant([1, 9])
+
+    def direct(mean, std, means, stds):
+        p = tfp.distributions.MixtureSameFamily(tfp.distributions.Categorical(logits=tf.zeros([k])),
+                                                tfp.distributions.MultivariateNormalDiag(means, stds))
+        return elbo.monte_carlo_cross_entropy(p.log_prob, mean, std, s, seed)
+
+    def quadratic(mean, std, means, stds):
+        return elbo.diagonal_mixture_cross_entropy(mean, std, means, stds, s, seed)
+
+    results = []
+    for fn in (direct, quadratic):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            value = fn(*args)
+            total = tf.reduce_sum(value * tf.range(1.0, b + 1.0))
+        results.append((value.numpy(), [g.numpy() for g in tape.gradient(total, args)]))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+    for ours, ref in zip(results[1][1], results[0][1]):
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())

@@ -94,3 +94,34 @@ def monte_carlo_cross_entropy(log_prob: Callable[[tf.Tensor], tf.Tensor], mean: 
     """
     eps = tf.transpose(mc_normal_draws(mean, n_samples, seed), [2, 0, 1])   # (S, B, d)
     return tf.reduce_mean(log_prob(mean[None] + std[None] * eps), axis=0)
+
+
+def diagonal_mixture_cross_entropy(mean: tf.Tensor, std: tf.Tensor, means: tf.Tensor, stds: tf.Tensor,
+                                   n_samples: int, seed: tf.Tensor) -> tf.Tensor:
+    """E_{N(mean, std^2)}[log p(z)] for an equal-weight mixture of diagonal Gaussians (B,).
+
+    mean, std: (B, d), the Gaussians of q; means, stds: (K, d), the K components of p (the
+    VampPrior's encoded pseudo-inputs). The estimate ``monte_carlo_cross_entropy`` gives
+    with ``p.log_prob`` and the same seed (the same ``n_samples`` draws z = mean + std * eps
+    per row), computed as a quadratic form in the draws instead of at the S x B points:
+    with u_bk = (mean_b - mu_k) / s_k,
+
+        sum_i ((z_i - mu_ki) / s_ki)^2 = ||u_bk||^2 + sum_i 2 u_bki std_bi / s_ki eps_i
+                                         + sum_i (std_bi / s_ki)^2 eps_i^2,
+
+    so one batched matrix product of (B, K, 2d) coefficients with the (B, 2d, S) features
+    [eps, eps^2] gives every squared distance, and the backward pass never forms the
+    (S, B, K, d) deviations. Differentiable in all four inputs.
+    """
+    d = means.shape[-1]
+    eps = mc_normal_draws(mean, n_samples, seed)                            # (B, d, S)
+    inv = 1.0 / stds                                                        # (K, d)
+    u = (mean[:, None, :] - means[None]) * inv[None]                        # (B, K, d)
+    scaled_std = std[:, None, :] * inv[None]                                # (B, K, d)
+    coef = tf.concat([2.0 * u * scaled_std, tf.square(scaled_std)], axis=-1)
+    features = tf.concat([eps, tf.square(eps)], axis=1)                     # (B, 2d, S)
+    sq_dist = tf.reduce_sum(tf.square(u), axis=-1)[:, :, None] + tf.matmul(coef, features)
+    n_components = tf.cast(tf.shape(means)[0], mean.dtype)
+    log_coef = -tf.math.log(n_components) - 0.5 * d * math.log(2.0 * math.pi) - tf.reduce_sum(
+        tf.math.log(stds), axis=-1)                                         # (K,)
+    return tf.reduce_mean(tf.reduce_logsumexp(log_coef[None, :, None] - 0.5 * sq_dist, axis=1), axis=1)
