@@ -63,6 +63,7 @@ def test_pip_install_into_a_fresh_venv_runs_ladder_from_elsewhere(tmp_path):
     module, config_dir = where.stdout.split()
     assert module.startswith(purelib) and config_dir.startswith(purelib), where.stdout
     assert set(os.listdir(config_dir)) >= SHIPPED_CONFIGS
+    assert set(os.listdir(os.path.join(config_dir, "original"))) == ORIGINAL_CONFIGS  # config sets ship
     helped = subprocess.run([ladder, "train", "--help"], cwd=elsewhere, capture_output=True,
                             text=True, env=clean_env(), timeout=60)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: ladder train"), helped.stderr
@@ -156,7 +157,7 @@ def test_every_subpackage_and_the_configs_ship():
     assert set(os.listdir(os.path.join(ROOT, "configs"))) == SHIPPED_CONFIGS | {"original"}
     assert set(os.listdir(os.path.join(ROOT, "configs", "original"))) == ORIGINAL_CONFIGS
     assert set(os.listdir(cli.CONFIG_DIR)) >= SHIPPED_CONFIGS
-    assert tool_data()["ladder_tf.configs"] == ["*.json", "original/*.json"]
+    assert tool_data()["ladder_tf.configs"] == ["*.json", "*/*.json"]
     assert pyproject()["project"]["scripts"] == {"ladder": "ladder_tf.commands:main"}
 
 

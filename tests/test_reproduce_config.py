@@ -148,3 +148,23 @@ def test_wrong_arguments_fail_before_tensorflow_starts(tmp_path):
     assert seen[:-1] == [[2, False]] * len(wrong), proc.stderr[-2000:]
     assert seen[-1] == [0, True]  # the control: a run that goes on starts TensorFlow, and it is seen
     assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]) == len(wrong)
+
+
+def test_any_folder_of_configs_is_a_config_set(tmp_path, monkeypatch):
+    """configs/<set>/<dataset>.json: `--config <set>` and the file's path name the same set."""
+    from ladder_tf.config import ConfigError
+    from ladder_tf.workflows import reproduce_config
+
+    configs = tmp_path / "configs"
+    (configs / "quality").mkdir(parents=True)
+    values = dict(shipped("mnist_fashion.json"), num_epochs=7)
+    (configs / "quality" / "mnist_fashion.json").write_text(json.dumps(values))
+    monkeypatch.setattr(reproduce_config, "CONFIG_DIR", str(configs))
+    assert reproduce_config.config_sets() == ["quality"]
+    by_name = reproduce_config.resolve_config("quality", "mnist_fashion")
+    by_path = reproduce_config.resolve_config(str(configs / "quality" / "mnist_fashion.json"), "mnist_fashion")
+    assert by_name == by_path == (os.path.join(str(configs), "quality", "mnist_fashion.json"), "quality")
+    with pytest.raises(ConfigError, match="there is no .*quality.*mnist_digit.json"):
+        reproduce_config.resolve_config("quality", "mnist_digit")
+    with pytest.raises(ConfigError, match=r"quality \(configs/quality/<dataset>.json\)"):
+        reproduce_config.resolve_config("nonexistent", "mnist_fashion")

@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "e.g. 2,4,8,16 (the supplementary's Table 2)")
     runs.add_argument("--config", metavar="NAME_OR_PATH", help="base settings: paper "
                       "(configs/<dataset>.json, the default), original (configs/original/<dataset>.json, "
-                      "the authors' code's), a shipped config's name or a JSON file; any but the "
-                      "default works in <out-root>/<dataset>-<name>/")
+                      "the authors' code's) or another folder of configs/, a shipped config's name "
+                      "or a JSON file; any but the default works in <out-root>/<dataset>-<name>/")
     runs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override any config key for every run (repeatable)")
     runs.add_argument("--set-prior", action="append", default=[], metavar="PRIOR:KEY=VALUE",

@@ -4,7 +4,8 @@ The base config (``--config``):
 
 - ``paper`` (the default): ``configs/<dataset>.json``, the paper text's settings. Runs go to
   ``<out-root>/<dataset>/`` as they always have.
-- ``original``: ``configs/original/<dataset>.json``, the authors' code's settings.
+- ``original``: ``configs/original/<dataset>.json``, the authors' code's settings; any
+  other folder of ``configs/`` is a config set in the same way.
 - the name of another shipped config (``mnist_digit_2d``) or the path of a JSON file.
 
 Every base config but the default has its own root, ``<out-root>/<dataset>-<name>/`` (name:
@@ -32,7 +33,6 @@ from ladder_tf.config import CONFIG_DIR, Config, ConfigError
 from ladder_tf.prior_registry import prior_entry
 
 DEFAULT_CONFIG = "paper"
-ORIGINAL_CONFIG = "original"
 # Keys a run's place in the comparison sets; --set-prior cannot change them.
 RUN_KEYS = ("prior", "seed", "exp_name")
 
@@ -61,26 +61,37 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.isfile(a) and os.path.isfile(b) and os.path.samefile(a, b)
 
 
+def config_sets() -> list[str]:
+    """Names of the shipped config sets: the folders of ``configs/`` (``original``, ...)."""
+    return sorted(n for n in os.listdir(CONFIG_DIR) if os.path.isdir(os.path.join(CONFIG_DIR, n)))
+
+
 def resolve_config(choice: str | None, dataset: str) -> ConfigChoice:
     """``--config`` -> (file, name). Raises ConfigError for a name that is no config, and for a
-    file whose ``exp_name`` is another data set than ``dataset``."""
+    file whose ``exp_name`` is another data set than ``dataset``.
+
+    A config set (a folder of ``configs/``, e.g. ``original``) names its ``<dataset>.json``,
+    and a file inside a set counts as that set, so both spellings share one root.
+    """
     paper = config_lib.config_path(dataset)
-    original = os.path.join(CONFIG_DIR, ORIGINAL_CONFIG, f"{dataset}.json")
     if choice in (None, DEFAULT_CONFIG):
         return ConfigChoice(paper, None)
-    if choice == ORIGINAL_CONFIG:
-        if not os.path.isfile(original):
-            raise ConfigError(f"--config original: there is no {original}")
-        return ConfigChoice(original, ORIGINAL_CONFIG)
+    if choice in config_sets():
+        path = os.path.join(CONFIG_DIR, choice, f"{dataset}.json")
+        if not os.path.isfile(path):
+            raise ConfigError(f"--config {choice}: there is no {path}")
+        return ConfigChoice(path, choice)
     path = config_lib.config_path(choice)
     if not os.path.isfile(path):
+        sets = ", ".join(f"{name} (configs/{name}/<dataset>.json)" for name in config_sets())
         raise ConfigError(f"--config {choice}: no such file and no shipped config of that name; give "
-                          f"{DEFAULT_CONFIG} (configs/<dataset>.json, the default), {ORIGINAL_CONFIG} "
-                          "(configs/original/<dataset>.json), a shipped config's name or a JSON file")
+                          f"{DEFAULT_CONFIG} (configs/<dataset>.json, the default), {sets}, "
+                          "a shipped config's name or a JSON file")
     if _same_file(path, paper):
         return ConfigChoice(paper, None)
-    if _same_file(path, original):
-        return ConfigChoice(original, ORIGINAL_CONFIG)
+    for name in config_sets():
+        if _same_file(path, os.path.join(CONFIG_DIR, name, f"{dataset}.json")):
+            return ConfigChoice(os.path.join(CONFIG_DIR, name, f"{dataset}.json"), name)
     _check_dataset(path, dataset)
     name = os.path.basename(path)
     name = name[:-len(".json")] if name.endswith(".json") else name
