@@ -113,6 +113,7 @@ class Config:
     adam_epsilon: float = field(default=1e-8, metadata=_range(0.0, lo_open=True))
     block_update: str = field(default="sequential", metadata=_choice("sequential", "fused"))
     count_pretraining_prior_steps: bool = False
+    pseudo_inputs_init: str = field(default="normal", metadata=_choice("normal", "data"))
     TRAIN_VAE: int = field(default=1, metadata=_choice(0, 1))
     TRAIN_sigma: int = field(default=1, metadata=_choice(0, 1))
     TRAIN_prior: int = field(default=1, metadata=_choice(0, 1))

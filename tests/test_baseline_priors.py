@@ -318,3 +318,31 @@ def test_vamp_pretraining_steps_move_only_adams_counter(count):
     ratio = np.abs(u0 - p.pseudo_inputs.numpy())[big] / lr
     np.testing.assert_allclose(ratio, 1.0 if not count else
                                np.sqrt(1 - 0.95 ** 4) / (1 - 0.9 ** 4) * 0.1 / np.sqrt(0.05), rtol=2e-2)
+
+
+@pytest.mark.parametrize("init", ["normal", "data"])
+def test_vamp_pseudo_inputs_start(tmp_path, init):
+    """``pseudo_inputs_init``: N(0, 1) noise (the paper) or K distinct training images, set once
+    by a new run and kept by a resumed one."""
+    from synthetic import synthetic_data
+    from ladder_tf.data import to_float
+    from ladder_tf.workflows import training
+
+    cfg = tiny_cfg("vampprior", pseudo_inputs_init=init, batch_size=16, test_batch_size=20, num_epochs=1,
+                   steps_per_epoch=1)
+    data = synthetic_data()
+    trainer = training.Trainer(cfg, data, str(tmp_path), show_progress=False)
+    trainer.restore()
+    u = trainer.prior.pseudo_inputs.numpy()
+    if init == "normal":
+        np.testing.assert_array_equal(u, tf.random.stateless_normal(u.shape, seed=[0, 1]).numpy())
+    else:
+        images = to_float(data.x_train).reshape(len(data.x_train), -1)
+        matches = [np.flatnonzero(np.all(images == row, axis=1)) for row in u.reshape(K, -1)]
+        assert all(len(m) >= 1 for m in matches)
+        assert len({int(m[0]) for m in matches}) == K
+    trainer.prior.pseudo_inputs.assign(u + 1.0)
+    trainer.save_checkpoint()
+    resumed = training.Trainer(cfg, data, str(tmp_path), show_progress=False)
+    resumed.restore()
+    np.testing.assert_array_equal(resumed.prior.pseudo_inputs.numpy(), u + 1.0)

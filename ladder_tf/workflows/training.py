@@ -156,6 +156,12 @@ class Trainer:
               for i, x in enumerate(eval_batches(self.data.x_train[np.sort(idx)], self.eval_batch))]
         return tf.concat(zs, axis=0)
 
+    def sample_training_images(self, n: int, seed: int) -> np.ndarray:
+        """n training images chosen by ``seed`` (and the run's seed), float32 (n, H, W, C) in [0, 1]."""
+        n = min(n, len(self.data.x_train))
+        idx = np.random.default_rng([self.cfg.seed, seed, 1]).choice(len(self.data.x_train), n, replace=False)
+        return as_images(self.data.x_train[np.sort(idx)]).floats()
+
     @tf.function
     def _sample_z(self, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         mean, std = self.vae.encode(x)
@@ -197,6 +203,8 @@ class Trainer:
         if latest:
             resume.check_position(int(self.step), int(self.epochs_done), self.steps_per_epoch)
             print(f"resuming from step {int(self.step)} (epoch {int(self.epochs_done)} done)", flush=True)
+        else:
+            self.prior.start(self.sample_training_images)
         resume.recover_staged_row(self.out_dir, int(self.epochs_done))
         resume.supersede_metrics(self.out_dir, int(self.epochs_done))
 

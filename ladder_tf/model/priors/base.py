@@ -2,6 +2,8 @@
 
 The training loop only ever calls these methods, so adding a prior never touches it:
 
+- ``start(sample_images)``: once, before the first step of a new run (not on resume), for
+  state that starts from training images (VampPrior's optional data start);
 - ``begin_epoch(epoch)``: schedules (standard-normal pre-training, learning rates, masks);
 - ``prior_terms(z, mean, std, seed)``: one forward pass serving both blocks of Algorithm 1:
   the prior term of the data ELBO (E_q[log p(z)] or its lower bound, differentiable w.r.t.
@@ -46,6 +48,7 @@ def seed_pair(seed: int | tf.Tensor) -> tf.Tensor:
 
 
 SampleZ = Callable[[int, int], tf.Tensor]  # (n, seed) -> z (n, d_z) of n training images
+SampleImages = Callable[[int, int], np.ndarray]  # (n, seed) -> n training images, float (n, H, W, C)
 
 
 def fit_sample_count(requested: int, batch_size: int) -> int:
@@ -275,6 +278,10 @@ class Prior(tf.Module):
             ok = ok & finite
             all_finite_groups = all_finite_groups & finite
         return all_finite_groups
+
+    def start(self, sample_images: SampleImages) -> None:
+        """Called once before the first step of a new run (not on resume): set any state that
+        starts from the training images. The default does nothing."""
 
     def end_of_epoch(self, sample_z: SampleZ, epoch: int) -> dict[str, float]:
         """Per-epoch refit; returns metrics for metrics.jsonl."""

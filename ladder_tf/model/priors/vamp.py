@@ -4,7 +4,8 @@
 
 where u_1..u_K are learned pseudo-inputs (images of the data's shape, ``cfg.image_shape``)
 and (mu, sigma) is the data VAE's own encoder. As in the authors' code, the pseudo-inputs
-start from a standard normal and have their own Adam (lr ``learning_rate_prior``, growing by
+start from a standard normal (``pseudo_inputs_init="data"``, beyond the paper: from K
+training images) and have their own Adam (lr ``learning_rate_prior``, growing by
 ``lr_growth_prior`` per epoch) on -ELBO, which with the data VAE fixed is the negated
 Monte-Carlo cross-entropy term; the data VAE's step also differentiates through the
 pseudo-inputs' encodings (the prior depends on the encoder), which is the VampPrior's
@@ -43,6 +44,12 @@ class VampPrior(Prior):
         self.pseudo_inputs = tf.Variable(init, name="pseudo_inputs")
         self.add_optimizer("adam_pseudo_inputs", lambda: [self.pseudo_inputs],
                            cfg.learning_rate_prior, cfg.lr_growth_prior)
+
+    def start(self, sample_images) -> None:
+        """``pseudo_inputs_init = "data"`` (beyond the paper): the pseudo-inputs start as K
+        training images chosen by the seed instead of N(0, 1) noise."""
+        if self.cfg.pseudo_inputs_init == "data":
+            self.pseudo_inputs.assign(tf.convert_to_tensor(sample_images(self.n_components, 0), tf.float32))
 
     def components(self) -> tuple[tf.Tensor, tf.Tensor]:
         """Means and standard deviations of the K components, each (K, d_z)."""
