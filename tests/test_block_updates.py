@@ -137,3 +137,27 @@ def test_block_update_is_a_checked_config_key():
     assert from_dict({}).block_update == "sequential"
     with pytest.raises(ConfigError, match="block_update"):
         from_dict({"block_update": "jacobi"})
+
+
+@pytest.mark.parametrize("mode", ["sequential", "fused"])
+@pytest.mark.parametrize("count", [False, True])
+def test_vampprior_idle_epoch_in_both_block_updates(tmp_path, mode, count):
+    """In epoch sg_pretraining the pseudo-inputs never move; their Adam counts those steps only
+    with ``count_pretraining_prior_steps`` (the authors' code), whichever block update runs."""
+    cfg = from_dict({**TINY, "prior": "vampprior", "block_update": mode, "sg_pretraining": 2,
+                     "count_pretraining_prior_steps": count})
+    trainer = training.Trainer(cfg, synthetic_data(), str(tmp_path), show_progress=False)
+    trainer.restore()
+    x = tf.constant(synthetic_data().x_train[:16].astype(np.float32) / 255.0)
+    u0 = trainer.prior.pseudo_inputs.numpy()
+    opt = trainer.prior.prior_optimizers[0]
+    for epoch, steps in ((1, 2), (2, 3)):  # epoch 1: prior inactive; epoch 2 = sg_pretraining
+        trainer.begin_epoch(epoch)
+        for i in range(steps):
+            trainer.train_step(x, tf.constant([epoch, i], tf.int64))
+    np.testing.assert_array_equal(trainer.prior.pseudo_inputs.numpy(), u0)
+    assert int(opt.iterations) == (3 if count else 0)
+    trainer.begin_epoch(3)
+    trainer.train_step(x, tf.constant([3, 0], tf.int64))
+    assert int(opt.iterations) == (4 if count else 1)
+    assert not np.array_equal(trainer.prior.pseudo_inputs.numpy(), u0)
