@@ -203,3 +203,32 @@ def test_two_priors_one_seed_then_skip(tmp_path, capsys):
     assert [r["epoch"] for r in rows] == [1, 2] and rows[0] == first[0]
     assert rows[1]["gmm_accurate_fit"] == 1 and rows[0]["gmm_accurate_fit"] == 1
     assert table_rows(results_md.read_text(), "### Final test negative ELBO")[""] == ["gmm"]
+
+
+def test_runs_are_trained_evaluated_and_tabulated_one_by_one(tmp_path, monkeypatch):
+    """train_and_evaluate: run 1 trained, evaluated, tables written; then run 2; data loaded once."""
+    from ladder_tf.workflows import reproduce as workflow
+
+    specs, _ = specs_for(tmp_path, "--priors", "normal,gmm")
+    calls, loads = [], []
+    finished = set()
+
+    def fake_train(spec, number, load_data, progress, say, warn):
+        load_data()
+        calls.append(("train", spec.column, number))
+        finished.add(spec.run_dir)
+        return workflow.Outcome()
+
+    def fake_evaluate(spec, number, features, settings_for, command, say, warn):
+        calls.append(("evaluate", spec.column, tuple(features)))
+        return workflow.Outcome(failures={spec.run_dir: "x"} if spec.column == "gmm" else {})
+
+    monkeypatch.setattr(workflow, "train_run", fake_train)
+    monkeypatch.setattr(workflow, "evaluate_run", fake_evaluate)
+    monkeypatch.setattr(workflow, "is_finished", lambda spec: spec.run_dir in finished)
+    outcome = workflow.train_and_evaluate(
+        specs, lambda: loads.append(1), False, ["classifier"], None, "cmd", print, print,
+        after_run=lambda o: calls.append(("tables", len(o.failures))))
+    assert calls == [("train", "normal", "[1/2]"), ("evaluate", "normal", ("classifier",)), ("tables", 0),
+                     ("train", "gmm", "[2/2]"), ("evaluate", "gmm", ("classifier",)), ("tables", 1)]
+    assert loads == [1] and list(outcome.failures) == [specs[1].run_dir]

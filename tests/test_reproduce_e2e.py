@@ -60,6 +60,8 @@ def test_train_evaluate_then_table(data_file, tmp_path, capsys):
     assert "normal, seed 0: finished already, skipped" in out  # trained by `ladder train`
     assert "classifier FID of normal, seed 0: evaluated already, skipped" in out
     assert "classifier FID of gmm, seed 0: evaluating" in out
+    # run by run: normal's evaluation comes before gmm trains
+    assert out.index("classifier FID of normal, seed 0") < out.index("gmm, seed 0: training into")
     assert os.path.getmtime(os.path.join(normal, "evaluation-classifier.json")) == stamp
 
     text = open(os.path.join(root, "mnist_fashion", "results.md")).read()

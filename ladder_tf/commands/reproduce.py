@@ -5,8 +5,9 @@
     ladder reproduce --config original --seeds 0,1          # the authors' code's settings
     ladder reproduce --priors hierarchical --set-prior hierarchical:representation_size=2
 
-Trains what is missing, evaluates (with each --evaluate network) what has no current
-evaluation, and writes <out-root>/<dataset>/results.md and results.json: Table 1 (priors)
+Run by run: trains (or resumes) it unless finished, evaluates it with each --evaluate
+network unless a current evaluation exists, and rewrites <out-root>/<dataset>/results.md
+and results.json, so finished runs are in the tables while later ones train: Table 1 (priors)
 and/or Table 2 (LaDDer's d_t), with FID and final test -ELBO rows, and per column every
 setting that differs from the base config. A --config other than the default works in
 <out-root>/<dataset>-<name>/ instead (ladder_tf.workflows.reproduce_config).
@@ -210,17 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     command = "ladder reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
     specs, exp_name = p.table1 + p.table2, p.base.exp_name
     outcome = reproduce.Outcome()
-    try:
-        if not args.tables_only:
-            outcome.merge(reproduce.train_missing(specs, lambda: load_data(args, specs[0].cfg),
-                                                  not args.no_progress, say, warn))
-            if settings:
-                outcome.merge(reproduce.evaluate_missing(specs, list(settings), settings.get,
-                                                         command, say, warn))
+    out_path = args.results or os.path.join(experiment_root(args.out_root, exp_name, p.choice.label), "results")
+
+    def write(outcome: reproduce.Outcome) -> tuple[dict, tuple[str, str]]:
         record = results.results(exp_name, p.table1, p.table2, {**outcome.failures, **outcome.busy},
                                  package_versions(), command, base=p.base, config=p.choice)
-        json_path, md_path = results.write_results(record, args.results or os.path.join(
-            experiment_root(args.out_root, exp_name, p.choice.label), "results"))
+        return record, results.write_results(record, out_path)
+
+    try:
+        if not args.tables_only:
+            outcome = reproduce.train_and_evaluate(
+                specs, lambda: load_data(args, specs[0].cfg), not args.no_progress, list(settings),
+                settings.get, command, say, warn, after_run=write)
+        record, (json_path, md_path) = write(outcome)
     except ValueError as err:
         fail(str(err))
     except OSError as err:

@@ -121,68 +121,86 @@ def _free_graphs() -> None:
     gc.collect()
 
 
-def train_missing(specs: Sequence[RunSpec], load_data: Callable[[], Any], progress: bool,
-                  say: Callable[[str], None], warn: Callable[[str], None]) -> Outcome:
-    """Train (or resume) every unfinished run, one after another in this process;
-    ``load_data()`` gives the data set, called once, when the first run needs training.
+def train_run(spec: RunSpec, number: str, load_data: Callable[[], Any], progress: bool,
+              say: Callable[[str], None], warn: Callable[[str], None]) -> Outcome:
+    """Train (or resume) one run unless it is finished; ``load_data()`` gives the data set.
 
-    Divergence and another worker's lock are recorded in the Outcome and the next run goes
-    on; other errors (bad config values, unwritable folders) propagate."""
+    Divergence and another worker's lock are recorded in the Outcome; other errors (bad
+    config values, unwritable folders) propagate."""
     from ladder_tf.workflows.training import Trainer, TrainingDivergedError
 
-    outcome, runs, data = Outcome(), unique_runs(specs), None
-    for i, spec in enumerate(runs, 1):
-        head = f"[{i}/{len(runs)}] {spec.column}, seed {spec.seed}"
-        diff = config_differences(spec)
-        if diff:
-            warn(f"{spec.run_dir}/config.json differs: {diff}")
-        if is_finished(spec):
-            say(f"{head}: finished already, skipped ({spec.run_dir})")
-            continue
-        say(f"{head}: training into {spec.run_dir}")
-        data = load_data() if data is None else data
+    outcome, head = Outcome(), f"{number} {spec.column}, seed {spec.seed}"
+    diff = config_differences(spec)
+    if diff:
+        warn(f"{spec.run_dir}/config.json differs: {diff}")
+    if is_finished(spec):
+        say(f"{head}: finished already, skipped ({spec.run_dir})")
+        return outcome
+    say(f"{head}: training into {spec.run_dir}")
+    try:
+        trainer = Trainer(spec.cfg, load_data(), spec.run_dir, show_progress=progress)
         try:
-            trainer = Trainer(spec.cfg, data, spec.run_dir, show_progress=progress)
-            try:
-                trainer.fit()
-            finally:
-                del trainer
-                _free_graphs()
-        except TrainingDivergedError as err:
-            outcome.failures[spec.run_dir] = f"diverged: {err}"
-            warn(f"{head}: {outcome.failures[spec.run_dir]}")
-        except RunLockedError as err:
-            outcome.busy[spec.run_dir] = f"skipped here: {err}"
-            warn(f"{head}: {outcome.busy[spec.run_dir]}")
+            trainer.fit()
+        finally:
+            del trainer
+            _free_graphs()
+    except TrainingDivergedError as err:
+        outcome.failures[spec.run_dir] = f"diverged: {err}"
+        warn(f"{head}: {outcome.failures[spec.run_dir]}")
+    except RunLockedError as err:
+        outcome.busy[spec.run_dir] = f"skipped here: {err}"
+        warn(f"{head}: {outcome.busy[spec.run_dir]}")
     return outcome
 
 
-def evaluate_missing(specs: Sequence[RunSpec], features: Sequence[str], settings_for,
-                     command: str, say: Callable[[str], None],
-                     warn: Callable[[str], None]) -> Outcome:
-    """Evaluate every finished run with every FID network in ``features`` unless a current
+def evaluate_run(spec: RunSpec, number: str, features: Sequence[str], settings_for, command: str,
+                 say: Callable[[str], None], warn: Callable[[str], None]) -> Outcome:
+    """Evaluate one finished run with every FID network in ``features`` unless a current
     evaluation with the same protocol exists. ``settings_for(network)`` gives the
     EvaluationSettings of one network (weights already resolved)."""
     from ladder_tf.workflows.evaluate import EvaluationError, evaluate_to_files, evaluation_is_current
 
-    outcome, runs = Outcome(), [s for s in unique_runs(specs) if is_finished(s)]
-    jobs = [(network, s) for network in features for s in runs]
-    for i, (network, spec) in enumerate(jobs, 1):
-        head = f"[{i}/{len(jobs)}] {network} FID of {spec.column}, seed {spec.seed}"
+    outcome = Outcome()
+    for network in features:
+        line = f"{number} {network} FID of {spec.column}, seed {spec.seed}"
         settings = settings_for(network)
         if evaluation_is_current(spec.run_dir, settings):
-            say(f"{head}: evaluated already, skipped")
+            say(f"{line}: evaluated already, skipped")
             continue
-        say(f"{head}: evaluating {spec.run_dir}")
+        say(f"{line}: evaluating {spec.run_dir}")
         try:
             evaluate_to_files([spec.run_dir], settings, os.path.join(spec.run_dir, f"evaluation-{network}"),
                               f"{command} (evaluating {spec.run_dir})")
         except RunLockedError as err:
             outcome.busy[f"{spec.run_dir} ({network})"] = f"skipped here: {err}"
-            warn(f"{head}: skipped here: {err}")
+            warn(f"{line}: skipped here: {err}")
         except EvaluationError as err:
             outcome.failures[f"{spec.run_dir} ({network})"] = str(err)
-            warn(f"{head}: {err}")
+            warn(f"{line}: {err}")
         finally:
             _free_graphs()
+    return outcome
+
+
+def train_and_evaluate(specs: Sequence[RunSpec], load_data: Callable[[], Any], progress: bool,
+                       features: Sequence[str], settings_for, command: str,
+                       say: Callable[[str], None], warn: Callable[[str], None],
+                       after_run: Callable[[Outcome], None] = lambda outcome: None) -> Outcome:
+    """Each run in turn: train (or resume) it, then evaluate it with every FID network in
+    ``features``, then ``after_run(outcome so far)`` (the command rewrites the results there,
+    so finished runs are in the table while later ones train). ``load_data()`` is called
+    once, when the first run needs training."""
+    outcome, runs, cache = Outcome(), unique_runs(specs), []
+
+    def data() -> Any:
+        if not cache:
+            cache.append(load_data())
+        return cache[0]
+
+    for i, spec in enumerate(runs, 1):
+        number = f"[{i}/{len(runs)}]"
+        outcome.merge(train_run(spec, number, data, progress, say, warn))
+        if features and is_finished(spec):
+            outcome.merge(evaluate_run(spec, number, features, settings_for, command, say, warn))
+        after_run(outcome)
     return outcome
