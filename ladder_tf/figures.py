@@ -77,7 +77,8 @@ def plot_density_2d(log_prob: Callable[[np.ndarray], np.ndarray], points: np.nda
 
     log_prob maps (M, 2) -> (M,); the image is log p, its colours spanning the top
     ``LOG_DENSITY_RANGE`` nats (a sharp mode would otherwise hide every other). Ellipses
-    are 2-sigma with line width by weight (the original's figure). ``path_points`` maps a label to a (P, 2) polyline.
+    are 2-sigma with line width by weight (the original's figure). ``path_points`` maps a
+    label to a (P, 2) polyline.
     """
     lo = np.percentile(points, 0.5, axis=0)
     hi = np.percentile(points, 99.5, axis=0)

@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ladder_tf.commands.common import error_text, fail, new_parser  # noqa: E402
-from study_table import read_results  # noqa: E402  (this folder is on sys.path)
+from study_table import cell as pooled, read_results  # noqa: E402  (this folder is on sys.path)
 
 PRIORS = ("normal", "vampprior", "gmm", "hierarchical", "ladder")
 FID_ROWS = (("generation", "Generation"), ("reconstruction", "Reconstruction"),
@@ -41,8 +41,10 @@ PAPER = {
         "reconstruction": ("3.2 ± 0.4", "3.0 ± 0.2", "2.9 ± 0.4", "1.8 ± 0.2", "1.0 ± 0.4"),
         "difference": ("262.9 ± 2.8", "20.6 ± 1.4", "3.1 ± 1.4", "242.0 ± 3.1", "4.2 ± 1.3"),
         "real": ("0.4 ± 0.1",) * 5},
-    ("mnist_digit", 2): {"generation": {2: "58.7 ± 1.8", 4: "35.1 ± 8.1", 8: "6.4 ± 1.3", 16: "6.9 ± 0.8"}},
-    ("mnist_fashion", 2): {"generation": {2: "25.3 ± 1.6", 4: "9.9 ± 1.2", 8: "5.5 ± 0.7", 16: "5.2 ± 0.9"}},
+    ("mnist_digit", 2): {
+        "generation": {2: "58.7 ± 1.8", 4: "35.1 ± 8.1", 8: "6.4 ± 1.3", 16: "6.9 ± 0.8"}},
+    ("mnist_fashion", 2): {
+        "generation": {2: "25.3 ± 1.6", 4: "9.9 ± 1.2", 8: "5.5 ± 0.7", 16: "5.2 ± 0.9"}},
 }
 
 
@@ -53,12 +55,6 @@ def per_seed_means(summary: dict, n_seeds: int) -> list[float]:
         return []
     size = len(values) // n_seeds
     return [statistics.mean(values[i * size:(i + 1) * size]) for i in range(n_seeds)]
-
-
-def pooled(summary: dict | None) -> str:
-    if not summary or summary.get("mean") is None:
-        return "-"
-    return f"{summary['mean']:.2f}" + (f" ± {summary['std']:.2f}" if summary.get("std") is not None else "")
 
 
 def slashed(values: list[float]) -> str:

@@ -22,6 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ladder_tf.commands.common import error_text, fail, new_parser  # noqa: E402
+from ladder_tf.workflows.results import cell as results_cell  # noqa: E402
 
 FID_ROWS = ("generation", "reconstruction", "difference")
 ELBO_ROW = "-ELBO (nats/image)"
@@ -47,12 +48,9 @@ def run_times(run_dir: str) -> tuple[int, float, float, float]:
     return rows[-1]["epoch"], sum(seconds), statistics.median(seconds), rows[-1]["sigma"]
 
 
-def cell(summary: dict | None, digits: int = 2) -> str:
-    """'mean ± std' (or the mean alone for one value); '-' when missing."""
-    if not summary or summary.get("mean") is None:
-        return "-"
-    text = f"{summary['mean']:.{digits}f}"
-    return text + (f" ± {summary['std']:.{digits}f}" if summary.get("std") is not None else "")
+def cell(summary: dict | None) -> str:
+    """``results.cell`` of a summary, '-' when the results lack it."""
+    return results_cell(summary or {"mean": None})
 
 
 def study_row(label: str, results: dict, prior: str, network: str) -> list[str]:

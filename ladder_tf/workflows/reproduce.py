@@ -17,6 +17,7 @@ functions that use them, so the commands answer --help and argument mistakes at 
 """
 from __future__ import annotations
 
+import functools
 import gc
 import os
 from dataclasses import dataclass, field
@@ -190,13 +191,7 @@ def train_and_evaluate(specs: Sequence[RunSpec], load_data: Callable[[], Any], p
     ``features``, then ``after_run(outcome so far)`` (the command rewrites the results there,
     so finished runs are in the table while later ones train). ``load_data()`` is called
     once, when the first run needs training."""
-    outcome, runs, cache = Outcome(), unique_runs(specs), []
-
-    def data() -> Any:
-        if not cache:
-            cache.append(load_data())
-        return cache[0]
-
+    outcome, runs, data = Outcome(), unique_runs(specs), functools.cache(load_data)
     for i, spec in enumerate(runs, 1):
         number = f"[{i}/{len(runs)}]"
         outcome.merge(train_run(spec, number, data, progress, say, warn))

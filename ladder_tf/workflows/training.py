@@ -148,19 +148,21 @@ class Trainer:
         return {k: tf.reduce_sum(terms[k]) for k in TERM_KEYS}
 
     # -- helpers ----------------------------------------------------------------------
+    def _training_subset(self, n: int, *key: int):
+        """min(n, N) distinct training images chosen by (the run's seed, ``key``), in split order."""
+        n = min(n, len(self.data.x_train))
+        idx = np.random.default_rng([self.cfg.seed, *key]).choice(len(self.data.x_train), n, replace=False)
+        return self.data.x_train[np.sort(idx)]
+
     def sample_training_z(self, n: int, seed: int) -> tf.Tensor:
         """One z ~ q(z|x) for each of n training images chosen by ``seed``: (n, d_z)."""
-        n = min(n, len(self.data.x_train))
-        idx = np.random.default_rng([self.cfg.seed, seed]).choice(len(self.data.x_train), n, replace=False)
         zs = [self._sample_z(x, tf.constant([seed, i], tf.int32))
-              for i, x in enumerate(eval_batches(self.data.x_train[np.sort(idx)], self.eval_batch))]
+              for i, x in enumerate(eval_batches(self._training_subset(n, seed), self.eval_batch))]
         return tf.concat(zs, axis=0)
 
     def sample_training_images(self, n: int, seed: int) -> np.ndarray:
         """n training images chosen by ``seed`` (and the run's seed), float32 (n, H, W, C) in [0, 1]."""
-        n = min(n, len(self.data.x_train))
-        idx = np.random.default_rng([self.cfg.seed, seed, 1]).choice(len(self.data.x_train), n, replace=False)
-        return as_images(self.data.x_train[np.sort(idx)]).floats()
+        return as_images(self._training_subset(n, seed, 1)).floats()
 
     @tf.function
     def _sample_z(self, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:

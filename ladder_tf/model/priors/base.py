@@ -238,8 +238,9 @@ class Prior(tf.Module):
         return self.pretraining
 
     def _gate(self, ok: tf.Tensor) -> tf.Tensor:
-        """``ok``, and not pre-training where the prior has nothing to do then."""
-        if self.trains_while_pretraining or self.cfg.count_pretraining_prior_steps:
+        """``ok``, and not pre-training where the prior has nothing to do then (neither
+        training then nor taking the idle steps)."""
+        if self.trains_while_pretraining or self._idle_while_pretraining() is not None:
             return ok
         return ok & tf.logical_not(self.pretraining)
 
