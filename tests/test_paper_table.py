@@ -64,6 +64,13 @@ def test_table1_pooled_per_seed_paper_and_standard_rows(tmp_path, capsys):
     assert rows["Generation, standard FID (this package)"] == [f"65.00 ± {np.std([60, 70], ddof=1):.2f}",
                                                               f"41.00 ± {np.std([40, 42], ddof=1):.2f}"]
     assert rows["test -ELBO (nats/image)"][1] == f"-915.00 ± {np.std([-905, -925], ddof=1):.2f}"
+    data = json.load(open(clf))
+    data["tables"]["table1"]["runs"] = {c: [{"seed": 0, "finished": True}, {"seed": 1, "finished": True}]
+                                        for c in cols}
+    lines = paper_table.build("mnist_digit", 1, data, None).splitlines()
+    elbo_seed = lines[lines.index(next(l for l in lines if l.startswith("| test -ELBO"))) + 1]
+    assert [c.strip() for c in elbo_seed.strip("|").split("|")] == [
+        "per seed (0 / 1)", "-900.00 / -910.00", "-905.00 / -925.00"]
 
 
 def test_table2_columns_get_the_papers_d_t_row(tmp_path, capsys):

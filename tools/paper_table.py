@@ -100,11 +100,14 @@ def build(dataset: str, number: int, results: dict, standard: dict | None) -> st
         for fid in standard["tables"][f"table{number}"]["fid"]:
             if fid["protocol"]["features"] == "fid-inception":
                 rows += [r for key, _ in FID_ROWS for r in fid_rows(fid, columns, "standard FID")[key]]
+    finished = [[r["seed"] for r in table.get("runs", {}).get(c, []) if r.get("finished")] for c in columns]
+    tag = " / ".join(str(s) for s in max(finished, key=len, default=[]))
     for key, label in ELBO_ROWS:
         cells = [table["elbo"].get(c, {}).get(key) for c in columns]
         rows.append([label] + [pooled(s) for s in cells])
         if any(s and s.get("n", 0) > 1 for s in cells):
-            rows.append(["per seed"] + [slashed((s or {}).get("values", [])) for s in cells])
+            rows.append([f"per seed ({tag})" if tag else "per seed"]
+                        + [slashed((s or {}).get("values", [])) for s in cells])
     lines = ["| | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
