@@ -61,6 +61,12 @@ def slashed(values: list[float]) -> str:
     return " / ".join(f"{v:.2f}" for v in values) if values else "-"
 
 
+def per_seed_label(seed_lists: list[list[int]]) -> str:
+    """'per seed (0 / 1)': the seeds of the column with the most of them."""
+    seeds = max(seed_lists, key=len, default=[])
+    return f"per seed ({' / '.join(str(s) for s in seeds)})" if seeds else "per seed"
+
+
 def fid_rows(fid: dict, columns: list[str], name: str) -> dict[str, list[list[str]]]:
     """Per FID row key: this package's pooled row, then one value per seed when several."""
     seeds = {c: fid["seeds_evaluated"].get(c, []) for c in columns}
@@ -69,9 +75,8 @@ def fid_rows(fid: dict, columns: list[str], name: str) -> dict[str, list[list[st
         cells = {c: fid["rows"][key].get(c) or {} for c in columns}
         rows = [[f"{label}, {name} (this package)"] + [pooled(cells[c]) for c in columns]]
         if max(len(s) for s in seeds.values()) > 1 and key != "real":
-            tag = " / ".join(str(s) for s in max(seeds.values(), key=len))
-            rows.append([f"per seed ({tag})"] + [slashed(per_seed_means(cells[c], len(seeds[c])))
-                                                  for c in columns])
+            rows.append([per_seed_label(list(seeds.values()))]
+                        + [slashed(per_seed_means(cells[c], len(seeds[c]))) for c in columns])
         out[key] = rows
     return out
 
@@ -101,13 +106,11 @@ def build(dataset: str, number: int, results: dict, standard: dict | None) -> st
             if fid["protocol"]["features"] == "fid-inception":
                 rows += [r for key, _ in FID_ROWS for r in fid_rows(fid, columns, "standard FID")[key]]
     finished = [[r["seed"] for r in table.get("runs", {}).get(c, []) if r.get("finished")] for c in columns]
-    tag = " / ".join(str(s) for s in max(finished, key=len, default=[]))
     for key, label in ELBO_ROWS:
         cells = [table["elbo"].get(c, {}).get(key) for c in columns]
         rows.append([label] + [pooled(s) for s in cells])
         if any(s and s.get("n", 0) > 1 for s in cells):
-            rows.append([f"per seed ({tag})" if tag else "per seed"]
-                        + [slashed((s or {}).get("values", [])) for s in cells])
+            rows.append([per_seed_label(finished)] + [slashed((s or {}).get("values", [])) for s in cells])
     lines = ["| | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
