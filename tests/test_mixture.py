@@ -15,7 +15,7 @@ import tensorflow_probability as tfp
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from ladder_tf.model import elbo, mixture_cavi
+from ladder_tf.model import elbo, mixture_cavi, mixture_ops
 from ladder_tf.model.mixture import BayesianGaussianMixture, FitResult, GaussianMixtureEM
 
 tfd = tfp.distributions
@@ -338,6 +338,22 @@ def test_refit_reuses_variables_and_traces(two_d):
     assert score.experimental_get_tracing_count() == 1
     assert float(score(probe)) != before
     np.testing.assert_allclose(float(score(probe)), np.mean(model.log_prob(probe)), rtol=1e-6)
+
+
+def test_new_mixtures_of_one_shape_share_one_publication_trace(two_d):
+    _, x, _ = two_d
+    publish = mixture_ops.publish_function(5, 2, "float64")
+    models = [BayesianGaussianMixture(5, 2, max_iter=20, seed=s) for s in range(3)]
+    models[0].fit(x)
+    models[1].fit(x[:300])
+    assert publish.experimental_get_tracing_count() == 1
+    # what publication wrote: the normalised weights and log_prob's factors from the fit
+    m = models[0]
+    w, means, cov = (np.asarray(v, np.float64) for v in (m.weights, m.means, m.covariances))
+    expected = logsumexp(np.stack([multivariate_normal(mu, c).logpdf(x[:20]) for mu, c in zip(means, cov)], 1)
+                         + np.log(w), axis=1)
+    np.testing.assert_allclose(m.log_prob(tf.constant(x[:20], tf.float32)).numpy(), expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(models[2].log_prob(tf.zeros([1, 2])).numpy(), [-np.log(2 * np.pi)], rtol=1e-6)
 
 
 def test_checkpoint_restores_fit_and_warm_start(tmp_path, two_d):

@@ -104,9 +104,6 @@ class _Mixture(tf.Module):
             self.fitted = tf.Variable(False, trainable=False, name="fitted")
             self._state = self._state_type(*(var(s, f"post_{n}", fit_dtype) for n, s in
                                              cavi.state_shapes(self._kind, k, d).items()))
-        ft = fit_dtype
-        self._publish_graph = tf.function(self._publish_impl, input_signature=[
-            tf.TensorSpec([k], ft), tf.TensorSpec([k, d], ft), tf.TensorSpec([k, d, d], ft)])
         self.reset_to_standard_normal()
 
     # -- subclass hooks ----------------------------------------------------------------
@@ -159,26 +156,19 @@ class _Mixture(tf.Module):
         for variable, value in zip(self._state, best["state"]):
             variable.assign(value)
         self.fitted.assign(True)
-        self._publish_graph(*self._public_from_state(best["state"]))
+        self._publish(*self._public_from_state(best["state"]))
         history = best["history"].numpy()
         return FitResult(n_iter=int(best["n_iter"]), converged=bool(best["converged"]),
                          lower_bound=float(history[-1]) if history.size else float("-inf"),
                          lower_bounds=history, seconds=time.perf_counter() - start)
 
-    def _publish_impl(self, weights, means, cov):
-        """Writes the float32 parameters and log_prob's precomputed factors."""
-        d, k = self.dim, self.n_components
-        cov = 0.5 * (cov + tf.linalg.matrix_transpose(cov))
-        chol, prec_chol = ops.cholesky_factors(cov + self.covariance_jitter * tf.eye(d, dtype=cov.dtype))
-        weights = weights / tf.reduce_sum(weights)
-        log_coef = (tf.math.log(tf.maximum(weights, _TINY32)) - 0.5 * d * ops.LOG_2PI
-                    + ops.log_det_chol(prec_chol))
-        proj = tf.reshape(tf.transpose(prec_chol, [1, 0, 2]), [d, k * d])
-        shift = tf.reshape(tf.einsum("kd,kde->ke", means, prec_chol), [k * d])
-        for var, value in ((self.weights, weights), (self.means, means), (self.covariances, cov),
-                           (self.scale_tril, chol), (self._proj, proj), (self._proj_shift, shift),
-                           (self._log_coef, log_coef)):
-            var.assign(tf.cast(value, tf.float32))
+    def _publish(self, weights, means, cov) -> None:
+        """Writes the float32 parameters and log_prob's precomputed factors (``ops.publish_function``)."""
+        publish = ops.publish_function(self.n_components, self.dim, self.fit_dtype.name)
+        values = publish(weights, means, cov, tf.constant(self.covariance_jitter, self.fit_dtype))
+        for var, value in zip((self.weights, self.means, self.covariances, self.scale_tril, self._proj,
+                               self._proj_shift, self._log_coef), values):
+            var.assign(value)
 
     def reset_to_standard_normal(self) -> None:
         """Algorithm 1's "xi <- initialise as unit Gaussian": K equal-weight N(0, I) components.
@@ -188,7 +178,7 @@ class _Mixture(tf.Module):
         """
         k, d, dt = self.n_components, self.dim, self.fit_dtype
         self.fitted.assign(False)
-        self._publish_graph(tf.fill([k], tf.constant(1.0 / k, dt)), tf.zeros([k, d], dt),
+        self._publish(tf.fill([k], tf.constant(1.0 / k, dt)), tf.zeros([k, d], dt),
                             tf.eye(d, batch_shape=[k], dtype=dt))
 
     # -- using the fit -------------------------------------------------------------------

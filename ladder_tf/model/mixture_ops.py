@@ -13,6 +13,7 @@ Conventions (the same as scikit-learn's, so that its formulas carry over):
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -295,3 +296,41 @@ def expected_log_prob_mc(mean: tf.Tensor, std: tf.Tensor, eps: tf.Tensor, means:
     feats = tf.concat([eps, tf.gather(eps, i, axis=1) * tf.gather(eps, j, axis=1)], axis=1)
     maha = tf.reduce_sum(tf.square(a), axis=-1)[:, :, None] + tf.matmul(coef, feats)   # (B, K, S)
     return tf.reduce_mean(tf.reduce_logsumexp(log_coef[None, :, None] - 0.5 * maha, axis=1), axis=1)
+
+
+class Published(NamedTuple):
+    """A fit as the float32 density uses it: (K,), (K, d), (K, d, d) x 2, (d, K*d), (K*d,), (K,)."""
+
+    weights: tf.Tensor
+    means: tf.Tensor
+    covariances: tf.Tensor
+    scale_tril: tf.Tensor
+    proj: tf.Tensor
+    proj_shift: tf.Tensor
+    log_coef: tf.Tensor
+
+
+@functools.lru_cache(maxsize=None)
+def publish_function(n_components: int, dim: int, dtype_name: str):
+    """The compiled step from fitted (weights, means, covariances) to :class:`Published`.
+
+    Arguments: weights (K,), means (K, d), covariances (K, d, d) in ``dtype_name`` and the
+    diagonal jitter (scalar). Covariances are symmetrised and jittered, weights normalised;
+    ``log_prob``'s factors are y = x @ proj - proj_shift per component and log w - log Z.
+    Cached per (K, d, dtype) as ``fit_function`` is, so a new mixture of a known shape
+    (every run or evaluation in one process builds several) traces nothing.
+    """
+    k, d, dt = n_components, dim, tf.as_dtype(dtype_name)
+    tiny = float(np.finfo(np.float32).tiny)
+
+    def publish(weights, means, cov, jitter):
+        cov = 0.5 * (cov + tf.linalg.matrix_transpose(cov))
+        chol, prec_chol = cholesky_factors(cov + jitter * tf.eye(d, dtype=dt))
+        weights = weights / tf.reduce_sum(weights)
+        log_coef = tf.math.log(tf.maximum(weights, tiny)) - 0.5 * d * LOG_2PI + log_det_chol(prec_chol)
+        proj = tf.reshape(tf.transpose(prec_chol, [1, 0, 2]), [d, k * d])
+        shift = tf.reshape(tf.einsum("kd,kde->ke", means, prec_chol), [k * d])
+        return Published(*(tf.cast(v, tf.float32) for v in (weights, means, cov, chol, proj, shift, log_coef)))
+
+    return tf.function(publish, input_signature=[tf.TensorSpec([k], dt), tf.TensorSpec([k, d], dt),
+                                                 tf.TensorSpec([k, d, d], dt), tf.TensorSpec([], dt)])
