@@ -31,8 +31,18 @@ def stats(values):
             "n": len(values), "values": [float(v) for v in values]}
 
 
-def record(seeds, command="ladder reproduce"):
-    """What one ``ladder reproduce --seeds SEEDS`` over COLUMNS records (its seeds' values, in order)."""
+def record(seeds, command="ladder reproduce", columns=COLUMNS):
+    """What one ``ladder reproduce --seeds SEEDS`` over ``columns`` records (its seeds' values, in order)."""
+    if columns != COLUMNS:
+        rec = record(seeds, command)
+        for t in rec["tables"].values():
+            t["columns"] = list(columns)
+            for key in ("runs", "elbo", "settings"):
+                t[key] = {c: t[key][c] for c in columns}
+            for f in t["fid"]:
+                f["seeds_evaluated"] = {c: f["seeds_evaluated"][c] for c in columns}
+                f["rows"] = {k: {c: v[c] for c in columns} for k, v in f["rows"].items()}
+        return rec
     gen = {c: [v for s in seeds for v in GEN[c][s]] for c in COLUMNS}
     rows = {"generation": {c: stats(gen[c]) for c in COLUMNS},
             "reconstruction": {c: stats(np.subtract(gen[c], 1.0)) for c in COLUMNS},
@@ -84,3 +94,12 @@ def test_overlapping_seeds_and_different_budgets_are_refused(tmp_path):
     assert cli.returncode == 2
     assert cli.stderr.strip() == "error: cannot merge these results files: column 'normal', seed 0 is in two records"
     assert not (tmp_path / "m.json").exists()
+
+
+def test_columns_from_different_records_come_in_table_order():
+    merged = merge_results.merge([record([0], columns=["ladder"]), record([0], columns=["normal"]),
+                                  record([1])])
+    table, whole = merged["tables"]["table1"], record([0, 1])["tables"]["table1"]
+    assert table["columns"] == ["normal", "ladder"]
+    assert table["fid"] == whole["fid"] and table["elbo"] == whole["elbo"]
+    assert merge_results.column_key("d_t = 16") > merge_results.column_key("d_t = 4")

@@ -5,7 +5,8 @@
 
 Seeds trained and evaluated apart (another day, another machine) make one table: per table
 and column the runs, the final test -ELBO rows and each FID network's rows are put together
-seed by seed, in seed order, as one ``ladder reproduce`` over all the seeds would have written
+seed by seed, in seed order (columns in the tables' order: priors as the registry lists
+them, d_t ascending), as one ``ladder reproduce`` over all the seeds would have written
 them (each pooled cell recomputed over every seed's values). The records must share the data
 set, the base config and the training budget; a (column, seed) in two records is refused.
 Writes OUT.json and OUT.md, the layout ``--results`` writes, so ``tools/paper_table.py`` and
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ladder_tf.commands.common import error_text, fail, new_parser  # noqa: E402
 from ladder_tf.evaluation.report import FID_ROWS  # noqa: E402
+from ladder_tf.prior_registry import PRIOR_NAMES  # noqa: E402
 from ladder_tf.workflows.evaluate import PROTOCOL_KEYS  # noqa: E402
 from ladder_tf.workflows.results import missing, summary, write_results  # noqa: E402
 from study_table import read_results  # noqa: E402  (this folder is on sys.path)
@@ -43,9 +45,18 @@ def pooled(per_seed: dict[int, list[float]]) -> dict:
     return summary([v for s in sorted(per_seed) for v in per_seed[s]])
 
 
+def column_key(column: str) -> tuple:
+    """Table order: Table 1's priors as the registry lists them, Table 2's "d_t = N" by N."""
+    if column in PRIOR_NAMES:
+        return (0, PRIOR_NAMES.index(column), column)
+    if column.startswith("d_t = ") and column[6:].isdigit():
+        return (1, int(column[6:]), column)
+    return (2, 0, column)
+
+
 def merge_table(tables: list[dict]) -> dict:
     """One table (``results.table_data``'s layout) from the same table of several records."""
-    columns = list(dict.fromkeys(c for t in tables for c in t["columns"]))
+    columns = sorted(dict.fromkeys(c for t in tables for c in t["columns"]), key=column_key)
     runs: dict[str, dict[int, dict]] = {c: {} for c in columns}
     elbo: dict[str, dict[str, dict[int, list[float]]]] = {c: {} for c in columns}
     fid: dict[str, dict] = {}
