@@ -82,3 +82,6 @@ def test_train_evaluate_then_table(data_file, tmp_path, capsys):
     assert open(os.path.join(root, "t1.md")).read().split("\n", 3)[3] == text.split("\n", 3)[3]
     final = [json.loads(ln) for ln in open(os.path.join(normal, "metrics.jsonl"))][-1]
     assert f"{-final['test_elbo']:.2f}" in text
+    training = record["tables"]["table1"]["runs"]["normal"][0]["training"]  # kept for tables without run dirs
+    assert training["epochs"] == final["epoch"] == 1 and training["final_sigma"] == final["sigma"]
+    assert training["seconds"] == final["epoch_seconds"]

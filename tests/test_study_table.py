@@ -12,6 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import study_table  # noqa: E402
+from ladder_tf.workflows import results as results_module  # noqa: E402
 
 
 def summary(values):
@@ -82,3 +83,16 @@ def test_a_missing_column_is_named(tmp_path):
     with pytest.raises(SystemExit) as err:
         study_table.main(["--prior", "gmm", "x=" + ra])
     assert err.value.code == 2
+
+
+def test_training_times_come_from_the_record_when_it_keeps_them(tmp_path, capsys):
+    run = write_run(tmp_path, "r", [60.0, 50.0, 70.0], 0.02)
+    kept = results_module.training_summary(run)
+    assert kept == {"epochs": 3, "seconds": 180.0, "median_epoch_seconds": 60.0, "final_sigma": 0.02 + 3}
+    path = write_results(tmp_path, "rec", [str(tmp_path / "gone")], [40.0], [30.0], [-900.0], {})
+    record = json.loads(open(path).read())
+    record["tables"]["table1"]["runs"]["ladder"][0]["training"] = kept  # the run directory is gone
+    open(path, "w").write(json.dumps(record))
+    assert study_table.main(["base=" + path]) == 0
+    row = [c.strip() for c in capsys.readouterr().out.splitlines()[2].strip("|").split("|")]
+    assert row[2:4] == ["3", "3.0 (60 s)"] and row[-1] == f"{0.02 + 3:.4f}"

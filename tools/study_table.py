@@ -7,7 +7,8 @@
 Each LABEL=RESULTS gives one row: the ``results.json`` (or its ``.md``) that ``ladder
 reproduce --results`` wrote, read for the column of ``--prior``. A row shows what the run set
 otherwise than its base config, the epochs trained, the training time (the sum of the
-run's epoch wall times, and the median epoch), the FID of ``--network`` (generation,
+run's epoch wall times, and the median epoch; from the record, or from the run directory
+for records written before records kept them), the FID of ``--network`` (generation,
 reconstruction, their difference: mean over the column's evaluated seeds and repeats, with
 the sample std when there are several values), the final test -ELBO and the final sigma.
 Runs of several seeds give the mean epoch count and time per seed.
@@ -22,7 +23,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ladder_tf.commands.common import error_text, fail, new_parser  # noqa: E402
-from ladder_tf.workflows.results import cell as results_cell  # noqa: E402
+from ladder_tf.workflows.results import cell as results_cell, training_summary  # noqa: E402
 
 FID_ROWS = ("generation", "reconstruction", "difference")
 ELBO_ROW = "-ELBO (nats/image)"
@@ -38,14 +39,13 @@ def read_results(path: str) -> dict:
         return json.load(f)
 
 
-def run_times(run_dir: str) -> tuple[int, float, float, float]:
-    """(epochs trained, sum of epoch seconds, median epoch seconds, final sigma) of a run."""
-    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    if not rows:
-        raise ValueError(f"{run_dir}: metrics.jsonl has no epochs")
-    seconds = [r["epoch_seconds"] for r in rows]
-    return rows[-1]["epoch"], sum(seconds), statistics.median(seconds), rows[-1]["sigma"]
+def run_times(run: dict) -> tuple[int, float, float, float]:
+    """(epochs trained, sum of epoch seconds, median epoch seconds, final sigma) of a run entry:
+    from the record's ``training`` when it has one, else from the run's metrics.jsonl."""
+    t = run.get("training") or training_summary(run["run_dir"])
+    if t is None:
+        raise ValueError(f"{run['run_dir']}: metrics.jsonl has no epochs")
+    return t["epochs"], t["seconds"], t["median_epoch_seconds"], t["final_sigma"]
 
 
 def cell(summary: dict | None) -> str:
@@ -63,7 +63,7 @@ def study_row(label: str, results: dict, prior: str, network: str) -> list[str]:
     differs = table["settings"][prior]["differs"]
     setting = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(differs.items())) or "-"
     runs = [r for r in table["runs"][prior] if r["finished"]]
-    times = [run_times(r["run_dir"]) for r in runs]
+    times = [run_times(r) for r in runs]
     if times:
         epochs = statistics.mean(t[0] for t in times)
         wall = f"{statistics.mean(t[1] for t in times) / 60:.1f} ({statistics.mean(t[2] for t in times):.0f} s)"

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from typing import Any, Sequence
 
 import numpy as np
 
 from ladder_tf.config import Config
 from ladder_tf.evaluation.report import FID_ROWS, markdown_table
-from ladder_tf.io_utils import atomic_write_text
+from ladder_tf.io_utils import atomic_write_text, read_jsonl
 from ladder_tf.workflows.evaluate import PROTOCOL_KEYS, run_evaluations
 from ladder_tf.workflows.reproduce import RunSpec, final_row, is_finished
 from ladder_tf.workflows.reproduce_config import ConfigChoice, column_settings, format_settings
@@ -51,6 +52,20 @@ def cell(s: dict[str, Any]) -> str:
     return f"{s['mean']:.2f}" + (f" ± {s['std']:.2f}" if s["std"] is not None else "")
 
 
+def training_summary(run_dir: str) -> dict[str, Any] | None:
+    """How long a run trained, from its metrics.jsonl: {"epochs", "seconds" (sum of the epochs'
+    wall seconds), "median_epoch_seconds", "final_sigma"}; None when it has no epoch rows.
+
+    Kept in the results record, so a table of training times needs no run directory.
+    """
+    rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"), require=("epoch",))
+    if not rows:
+        return None
+    seconds = [float(r.get("epoch_seconds") or 0.0) for r in rows]
+    return {"epochs": int(rows[-1]["epoch"]), "seconds": sum(seconds),
+            "median_epoch_seconds": statistics.median(seconds), "final_sigma": rows[-1].get("sigma")}
+
+
 def _group(specs: Sequence[RunSpec]) -> dict[str, list[RunSpec]]:
     groups: dict[str, list[RunSpec]] = {}
     for s in specs:
@@ -79,7 +94,8 @@ def table_data(specs: Sequence[RunSpec]) -> dict[str, Any]:
                    "rows": {key: {c: summary(e["values"].get(c, {}).get(key, [])) for c in groups}
                             for key, _ in FID_ROWS}} for e in fid.values()]
     return {"columns": list(groups),
-            "runs": {c: [{"seed": s.seed, "run_dir": s.run_dir, "finished": is_finished(s)}
+            "runs": {c: [{"seed": s.seed, "run_dir": s.run_dir, "finished": is_finished(s),
+                          "training": training_summary(s.run_dir) if is_finished(s) else None}
                          for s in runs] for c, runs in groups.items()},
             "elbo": elbo, "fid": fid_tables}
 
