@@ -179,7 +179,7 @@ class _Mixture(tf.Module):
         k, d, dt = self.n_components, self.dim, self.fit_dtype
         self.fitted.assign(False)
         self._publish(tf.fill([k], tf.constant(1.0 / k, dt)), tf.zeros([k, d], dt),
-                            tf.eye(d, batch_shape=[k], dtype=dt))
+                      tf.eye(d, batch_shape=[k], dtype=dt))
 
     # -- using the fit -------------------------------------------------------------------
     def log_prob(self, x) -> tf.Tensor:
