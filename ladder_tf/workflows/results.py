@@ -94,8 +94,8 @@ def table_data(specs: Sequence[RunSpec]) -> dict[str, Any]:
                    "rows": {key: {c: summary(e["values"].get(c, {}).get(key, [])) for c in groups}
                             for key, _ in FID_ROWS}} for e in fid.values()]
     return {"columns": list(groups),
-            "runs": {c: [{"seed": s.seed, "run_dir": s.run_dir, "finished": is_finished(s),
-                          "training": training_summary(s.run_dir) if is_finished(s) else None}
+            "runs": {c: [{"seed": s.seed, "run_dir": s.run_dir, "finished": s in finished[c],
+                          "training": training_summary(s.run_dir) if s in finished[c] else None}
                          for s in runs] for c, runs in groups.items()},
             "elbo": elbo, "fid": fid_tables}
 
