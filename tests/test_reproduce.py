@@ -161,6 +161,36 @@ def test_tables_only_trains_nothing_and_lists_what_is_missing(tmp_path, capsys):
     assert exit_info.value.code == 2 and not os.path.exists(t1[1].run_dir)
 
 
+def test_a_run_of_other_settings_is_reported_never_reused(tmp_path, capsys):
+    """A finished run whose recorded config differs from the spec's (a changed --set, or more
+    epochs trained than asked) is neither trained, evaluated nor tabulated: exit status 1."""
+    from ladder_tf import config as config_lib
+
+    argv = ["--priors", "gmm", "--seeds", "0", "--epochs", "2", "--out-root", str(tmp_path),
+            "--evaluate", "classifier"]
+    (spec,), _ = specs_for(tmp_path, *argv[:6])
+    fake_run(spec, {"elbo": -5.0, "reconstruction": -1.0, "sigma_term": -2.0, "entropy": -1.0,
+                    "cross_entropy": -1.0})
+    fake_evaluation(spec, [12.5], [10.0])
+    config_lib.save(spec.cfg, os.path.join(spec.run_dir, "config.json"))
+    before = sorted(os.listdir(spec.run_dir))
+    for extra, change in ((["--set", "sigma_floor=false"], "sigma_floor True -> False"),
+                          (["--epochs", "1"], "epochs trained 2 -> 1")):
+        assert reproduce.main([*argv, *extra]) == 1
+        captured = capsys.readouterr()
+        assert f"holds a run of other settings ({change})" in captured.err
+        assert "training into" not in captured.out and "evaluating" not in captured.out
+        record = json.loads((tmp_path / "mnist_fashion" / "results.json").read_text())
+        (run,) = record["tables"]["table1"]["runs"]["gmm"]
+        assert run["finished"] is False and change in record["problems"][spec.run_dir]
+        assert not any(t["seeds_evaluated"]["gmm"] for t in record["tables"]["table1"]["fid"])
+        assert sorted(os.listdir(spec.run_dir)) == before
+    # The settings it was trained with still read it as finished (its evaluation tabulated).
+    assert reproduce.main([*argv, "--tables-only"]) == 0
+    text = (tmp_path / "mnist_fashion" / "results.md").read_text()
+    assert table_rows(text, "### FID: classifier-FID")["Generation"] == ["12.50"]
+
+
 def test_d_t_sweep_shares_the_matching_ladder_run(tmp_path):
     t1, t2 = specs_for(tmp_path, "--priors", "ladder", "--d-t", "2,16", "--seeds", "0")
     assert t1[0].cfg.representation_size == 16

@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "the authors' code's) or another folder of configs/, a shipped config's name "
                       "or a JSON file; any but the default works in <out-root>/<dataset>-<name>/")
     runs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override any config key for every run (repeatable)")
+                      help="override any config key for every run (repeatable); a run "
+                      "directory that holds a run of other settings is reported, not reused")
     runs.add_argument("--set-prior", action="append", default=[], metavar="PRIOR:KEY=VALUE",
                       help="override a config key for one prior's runs (repeatable), e.g. "
                       "hierarchical:representation_size=2; they go to <prior>-<key>=<value>/")

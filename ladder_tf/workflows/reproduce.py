@@ -10,7 +10,9 @@ skipped, an interrupted one resumed from its checkpoints; a run another process 
 (it holds the run's lock) is skipped with a note, so several workers can share one
 comparison. An evaluation is skipped when the run already has one with the same FID
 network and protocol made at its final checkpoint; an interrupted one resumes from the
-cached FID statistics of the sets it finished.
+cached FID statistics of the sets it finished. A run directory holding a run of other
+settings (``--set`` changed since, or trained past ``--epochs``) is reported and left alone,
+never trained on nor tabulated as the new settings' run.
 
 The training loop and the evaluation (TensorFlow, the networks) are imported inside the
 functions that use them, so the commands answer --help and argument mistakes at once.
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ladder_tf import config as config_lib
-from ladder_tf.config import Config, ConfigError
+from ladder_tf.config import SAFE_ON_RESUME, Config, ConfigError
 from ladder_tf.io_utils import read_jsonl
 from ladder_tf.locks import RunLockedError
 from ladder_tf.prior_registry import PRIOR_NAMES
@@ -96,15 +98,38 @@ def final_row(run_dir: str) -> dict[str, Any] | None:
 
 
 def is_finished(spec: RunSpec) -> bool:
-    """True when the run's metrics.jsonl already has its last epoch."""
+    """True when the run's metrics.jsonl already has its last epoch and the run directory
+    holds a run of the spec's settings (``other_settings``)."""
     row = final_row(spec.run_dir)
-    return row is not None and row["epoch"] >= spec.cfg.num_epochs
+    return row is not None and row["epoch"] >= spec.cfg.num_epochs and not other_settings(spec)
 
 
 def config_differences(spec: RunSpec) -> str:
     """'key old -> new, ...' for the run directory's recorded config against the spec's."""
     old = recorded_config(spec.run_dir)
     return format_changes(config_changes(old, spec.cfg)) if old is not None else ""
+
+
+def other_settings(spec: RunSpec) -> str:
+    """'' when ``spec.run_dir`` is new or holds a run of ``spec.cfg``'s settings; else what
+    differs ('key old -> new, ...').
+
+    Keys that may change on resume (``SAFE_ON_RESUME``: more epochs, the data's folder) do
+    not count, but a run already trained past the spec's epochs does: its final checkpoint is
+    not the one asked for. A ``--set`` that changes a finished run's settings would otherwise
+    read its old run as the new one's; ``--set-prior`` gives such runs folders of their own.
+    """
+    try:
+        old = recorded_config(spec.run_dir)
+    except ConfigError as err:
+        return str(err)
+    if old is None:
+        return ""
+    changes = {k: v for k, v in config_changes(old, spec.cfg).items() if k not in SAFE_ON_RESUME}
+    row = final_row(spec.run_dir)
+    if row is not None and row["epoch"] > spec.cfg.num_epochs:
+        changes["epochs trained"] = (row["epoch"], spec.cfg.num_epochs)
+    return format_changes(changes)
 
 
 def unique_runs(specs: Sequence[RunSpec]) -> list[RunSpec]:
@@ -131,6 +156,13 @@ def train_run(spec: RunSpec, number: str, load_data: Callable[[], Any], progress
     from ladder_tf.workflows.training import Trainer, TrainingDivergedError
 
     outcome, head = Outcome(), f"{number} {spec.column}, seed {spec.seed}"
+    other = other_settings(spec)
+    if other:
+        outcome.failures[spec.run_dir] = (
+            f"holds a run of other settings ({other}); left as it is, neither trained nor "
+            "evaluated: give another --out-root, or --set-prior PRIOR:KEY=VALUE for a folder of its own")
+        warn(f"{head}: {spec.run_dir} {outcome.failures[spec.run_dir]}")
+        return outcome
     diff = config_differences(spec)
     if diff:
         warn(f"{spec.run_dir}/config.json differs: {diff}")
