@@ -84,4 +84,4 @@ def test_train_evaluate_then_table(data_file, tmp_path, capsys):
     assert f"{-final['test_elbo']:.2f}" in text
     training = record["tables"]["table1"]["runs"]["normal"][0]["training"]  # kept for tables without run dirs
     assert training["epochs"] == final["epoch"] == 1 and training["final_sigma"] == final["sigma"]
-    assert training["seconds"] == final["epoch_seconds"]
+    assert training["seconds"] == final["epoch_seconds"] and training["final_loss_sigma"] == final["train_sigma"]

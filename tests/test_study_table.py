@@ -25,7 +25,8 @@ def write_run(tmp_path, name, seconds, sigma):
     run.mkdir()
     with open(run / "metrics.jsonl", "w") as f:
         for e, s in enumerate(seconds, 1):
-            f.write(json.dumps({"epoch": e, "epoch_seconds": s, "sigma": sigma + e}) + "\n")
+            f.write(json.dumps({"epoch": e, "epoch_seconds": s, "sigma": sigma + e,
+                                "train_sigma": sigma + e + 0.5}) + "\n")
     return str(run)
 
 
@@ -54,7 +55,7 @@ def test_rows_read_back_the_results_and_run_times(tmp_path, capsys):
     assert len(lines) == 4
     row_a = [c.strip() for c in lines[2].strip("|").split("|")]
     assert row_a == ["base", "-", "3", f"{180 / 60:.1f} (60 s)", "40.00", "30.00", "10.00", "-900.00",
-                     f"{0.02 + 3:.4f}"]
+                     f"{0.02 + 3:.4f} / {0.02 + 3.5:.4f}"]
     row_b = [c.strip() for c in lines[3].strip("|").split("|")]
     gen, rec = [50.0, 54.0], [45.0, 46.0]
     assert row_b[1] == 'mnist_network="large", sigma_floor=false'
@@ -64,7 +65,7 @@ def test_rows_read_back_the_results_and_run_times(tmp_path, capsys):
     assert row_b[5] == f"{np.mean(rec):.2f} ± {np.std(rec, ddof=1):.2f}"
     assert row_b[6] == f"{np.mean(np.subtract(gen, rec)):.2f} ± {np.std(np.subtract(gen, rec), ddof=1):.2f}"
     assert row_b[7] == f"{-915.0:.2f} ± {np.std([-910.0, -920.0], ddof=1):.2f}"
-    assert row_b[8] == f"{(0.03 + 2 + 0.05 + 2) / 2:.4f}"
+    assert row_b[8] == f"{(0.03 + 2 + 0.05 + 2) / 2:.4f} / {(0.03 + 2.5 + 0.05 + 2.5) / 2:.4f}"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -88,11 +89,17 @@ def test_a_missing_column_is_named(tmp_path):
 def test_training_times_come_from_the_record_when_it_keeps_them(tmp_path, capsys):
     run = write_run(tmp_path, "r", [60.0, 50.0, 70.0], 0.02)
     kept = results_module.training_summary(run)
-    assert kept == {"epochs": 3, "seconds": 180.0, "median_epoch_seconds": 60.0, "final_sigma": 0.02 + 3}
+    assert kept == {"epochs": 3, "seconds": 180.0, "median_epoch_seconds": 60.0, "final_sigma": 0.02 + 3,
+                    "final_loss_sigma": 0.02 + 3.5}
     path = write_results(tmp_path, "rec", [str(tmp_path / "gone")], [40.0], [30.0], [-900.0], {})
     record = json.loads(open(path).read())
     record["tables"]["table1"]["runs"]["ladder"][0]["training"] = kept  # the run directory is gone
     open(path, "w").write(json.dumps(record))
     assert study_table.main(["base=" + path]) == 0
     row = [c.strip() for c in capsys.readouterr().out.splitlines()[2].strip("|").split("|")]
-    assert row[2:4] == ["3", "3.0 (60 s)"] and row[-1] == f"{0.02 + 3:.4f}"
+    assert row[2:4] == ["3", "3.0 (60 s)"] and row[-1] == f"{0.02 + 3:.4f} / {0.02 + 3.5:.4f}"
+    del record["tables"]["table1"]["runs"]["ladder"][0]["training"]["final_loss_sigma"]  # older records
+    open(path, "w").write(json.dumps(record))
+    assert study_table.main(["base=" + path]) == 0
+    row = [c.strip() for c in capsys.readouterr().out.splitlines()[2].strip("|").split("|")]
+    assert row[-1] == f"{0.02 + 3:.4f} / -"

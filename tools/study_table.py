@@ -10,7 +10,9 @@ otherwise than its base config, the epochs trained, the training time (the sum o
 run's epoch wall times, and the median epoch; from the record, or from the run directory
 for records written before records kept them), the FID of ``--network`` (generation,
 reconstruction, their difference: mean over the column's evaluated seeds and repeats, with
-the sample std when there are several values), the final test -ELBO and the final sigma.
+the sample std when there are several values), the final test -ELBO and sigma at the end:
+the variable |sigma| and the last epoch's mean sigma in the loss (they differ when the
+floor, the batch's mean absolute pixel error, is above the variable).
 Runs of several seeds give the mean epoch count and time per seed.
 """
 from __future__ import annotations
@@ -40,12 +42,13 @@ def read_results(path: str) -> dict:
 
 
 def run_times(run: dict) -> tuple[int, float, float, float]:
-    """(epochs trained, sum of epoch seconds, median epoch seconds, final sigma) of a run entry:
-    from the record's ``training`` when it has one, else from the run's metrics.jsonl."""
+    """(epochs trained, sum of epoch seconds, median epoch seconds, final sigma, final sigma in
+    the loss or None) of a run entry: from the record's ``training`` when it has one, else
+    from the run's metrics.jsonl."""
     t = run.get("training") or training_summary(run["run_dir"])
     if t is None:
         raise ValueError(f"{run['run_dir']}: metrics.jsonl has no epochs")
-    return t["epochs"], t["seconds"], t["median_epoch_seconds"], t["final_sigma"]
+    return t["epochs"], t["seconds"], t["median_epoch_seconds"], t["final_sigma"], t.get("final_loss_sigma")
 
 
 def cell(summary: dict | None) -> str:
@@ -67,7 +70,9 @@ def study_row(label: str, results: dict, prior: str, network: str) -> list[str]:
     if times:
         epochs = statistics.mean(t[0] for t in times)
         wall = f"{statistics.mean(t[1] for t in times) / 60:.1f} ({statistics.mean(t[2] for t in times):.0f} s)"
-        sigma = f"{statistics.mean(t[3] for t in times):.4f}"
+        in_loss = [t[4] for t in times]
+        sigma = f"{statistics.mean(t[3] for t in times):.4f} / " + (
+            f"{statistics.mean(in_loss):.4f}" if None not in in_loss else "-")
     else:
         epochs, wall, sigma = "-", "-", "-"
     elbo = table["elbo"].get(prior, {}).get(ELBO_ROW)
@@ -78,7 +83,7 @@ def study_row(label: str, results: dict, prior: str, network: str) -> list[str]:
 def markdown(rows: list[list[str]], network: str) -> str:
     head = ["run", "set otherwise", "epochs", "training, min (median epoch)",
             f"generation ({network})", f"reconstruction ({network})", "difference",
-            "test -ELBO", "final sigma"]
+            "test -ELBO", "sigma: variable / in the loss"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"

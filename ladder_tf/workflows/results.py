@@ -54,7 +54,10 @@ def cell(s: dict[str, Any]) -> str:
 
 def training_summary(run_dir: str) -> dict[str, Any] | None:
     """How long a run trained, from its metrics.jsonl: {"epochs", "seconds" (sum of the epochs'
-    wall seconds), "median_epoch_seconds", "final_sigma"}; None when it has no epoch rows.
+    wall seconds), "median_epoch_seconds", "final_sigma" (the variable |sigma| at the end),
+    "final_loss_sigma" (the last epoch's mean sigma in the loss: |sigma| or, when
+    ``sigma_floor`` is on and higher, the batch's mean absolute pixel error)}; None when it
+    has no epoch rows.
 
     Kept in the results record, so a table of training times needs no run directory.
     """
@@ -63,7 +66,8 @@ def training_summary(run_dir: str) -> dict[str, Any] | None:
         return None
     seconds = [float(r.get("epoch_seconds") or 0.0) for r in rows]
     return {"epochs": int(rows[-1]["epoch"]), "seconds": sum(seconds),
-            "median_epoch_seconds": statistics.median(seconds), "final_sigma": rows[-1].get("sigma")}
+            "median_epoch_seconds": statistics.median(seconds), "final_sigma": rows[-1].get("sigma"),
+            "final_loss_sigma": rows[-1].get("train_sigma")}
 
 
 def _group(specs: Sequence[RunSpec]) -> dict[str, list[RunSpec]]:
