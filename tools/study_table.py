@@ -41,7 +41,7 @@ def read_results(path: str) -> dict:
         return json.load(f)
 
 
-def run_times(run: dict) -> tuple[int, float, float, float]:
+def run_times(run: dict) -> tuple[int, float, float, float, float | None]:
     """(epochs trained, sum of epoch seconds, median epoch seconds, final sigma, final sigma in
     the loss or None) of a run entry: from the record's ``training`` when it has one, else
     from the run's metrics.jsonl."""

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ladder_tf import config as config_lib
-from ladder_tf.config import SAFE_ON_RESUME, Config, ConfigError
+from ladder_tf.config import Config, ConfigError
 from ladder_tf.io_utils import read_jsonl
 from ladder_tf.locks import RunLockedError
 from ladder_tf.prior_registry import PRIOR_NAMES
 from ladder_tf.workflows.reproduce_config import differences, experiment_root, folder_name
-from ladder_tf.workflows.resume import config_changes, format_changes, recorded_config
+from ladder_tf.workflows.resume import config_changes, format_changes, recorded_config, unsafe_changes
 
 ALL_PRIORS = PRIOR_NAMES  # Table 1's columns, in its order
 
@@ -125,7 +125,7 @@ def other_settings(spec: RunSpec) -> str:
         return str(err)
     if old is None:
         return ""
-    changes = {k: v for k, v in config_changes(old, spec.cfg).items() if k not in SAFE_ON_RESUME}
+    changes = unsafe_changes(old, spec.cfg)
     row = final_row(spec.run_dir)
     if row is not None and row["epoch"] > spec.cfg.num_epochs:
         changes["epochs trained"] = (row["epoch"], spec.cfg.num_epochs)

@@ -51,6 +51,12 @@ def config_changes(old: Config, new: Config) -> Changes:
     return {k: (a[k], b[k]) for k in sorted(b) if a.get(k) != b[k]}
 
 
+def unsafe_changes(old: Config, new: Config) -> Changes:
+    """The changes of ``new`` against ``old`` that a resume may not make (keys outside
+    SAFE_ON_RESUME)."""
+    return {k: v for k, v in config_changes(old, new).items() if k not in SAFE_ON_RESUME}
+
+
 def format_changes(changes: Changes) -> str:
     """'code_size 16 -> 8, prior 'ladder' -> 'normal''."""
     return ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
@@ -66,7 +72,7 @@ def check_config(run_dir: str, cfg: Config, allow_all: bool = False) -> Changes:
     if old is None:
         return _unrecorded_config(run_dir, allow_all)
     changes = config_changes(old, cfg)
-    unsafe = {k: v for k, v in changes.items() if k not in SAFE_ON_RESUME}
+    unsafe = unsafe_changes(old, cfg)
     if unsafe and not allow_all:
         raise ConfigError(f"{run_dir} holds a run with another config: {format_changes(unsafe)}; "
                           f"only {', '.join(SAFE_ON_RESUME)} may change on resume. Train into "
@@ -159,4 +165,5 @@ def recover_staged_row(out_dir: str, epochs_done: int) -> None:
 
 
 __all__ = ["stage_row", "clear_staged_row", "recover_staged_row", "SAFE_ON_RESUME", "ALLOW_FLAG", "check_config", "record_config", "check_position",
-           "supersede_metrics", "config_changes", "format_changes", "recorded_config"]
+           "supersede_metrics", "config_changes", "unsafe_changes", "format_changes",
+           "recorded_config"]
