@@ -57,6 +57,15 @@ def test_shipped_configs_follow_the_supplementary():
         assert cfg.representation_size == d_t
 
 
+def test_quality_config_changes_only_what_its_docs_declare():
+    """configs/quality/mnist_fashion.json (beyond the paper) is the paper config with d_z 32 and
+    100 epochs, nothing else: the README and docs/results.md describe it so."""
+    paper = dataclasses.asdict(config_lib.load("configs/mnist_fashion.json"))
+    quality = dataclasses.asdict(config_lib.load("configs/quality/mnist_fashion.json"))
+    changed = {k: (paper[k], quality[k]) for k in paper if paper[k] != quality[k]}
+    assert changed == {"code_size": (16, 32), "num_epochs": (50, 100)}
+
+
 def test_unknown_key_names_closest():
     with pytest.raises(ConfigError, match="unknown config key 'code_sise'.*'code_size'"):
         config_lib.from_dict({"code_sise": 3})

@@ -9,12 +9,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import paper_table  # noqa: E402
+import study_table  # noqa: E402
 
 RECORDS = os.path.join(ROOT, "docs", "records")
 # record file -> (data set, table number, with its standard-FID rows): each one's table is in
 # docs/results.md verbatim (``paper_table.py REC [--standard REC]``)
 TABLES = {"mnist_digit-table2.json": ("mnist_digit", 2, False),
           "mnist_digit-table1.json": ("mnist_digit", 1, True)}
+# the sample-quality study's rows (label, record), in the order of its table in docs/results.md
+# (``study_table.py --prior ladder --network fid-inception LABEL=REC ...``)
+STUDY = [("paper config, 30 epochs", "mnist_fashion-study-base.json"),
+         ("100 epochs", "mnist_fashion-study-e100.json"),
+         ("no sigma floor", "mnist_fashion-study-nofloor.json"),
+         ("d_z 32", "mnist_fashion-study-dz32.json")]
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -28,5 +35,16 @@ def test_results_md_carries_the_records_table(name):
         assert table in f.read()
 
 
+def test_results_md_carries_the_study_table():
+    rows = []
+    for label, name in STUDY:
+        record = study_table.read_results(os.path.join(RECORDS, name))
+        assert record["dataset"] == "mnist_fashion" and not record["missing"], name
+        rows.append(study_table.study_row(label, record, "ladder", "fid-inception"))
+    with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
+        assert study_table.markdown(rows, "fid-inception") in f.read()
+
+
 def test_every_record_is_listed():
-    assert sorted(n for n in os.listdir(RECORDS) if n.endswith(".json")) == sorted(TABLES)
+    listed = sorted(list(TABLES) + [name for _, name in STUDY])
+    assert sorted(n for n in os.listdir(RECORDS) if n.endswith(".json")) == listed

@@ -19,6 +19,7 @@ SOURCE = ("pyproject.toml", "README.md", "LICENSE", "configs", "ladder_tf")  # w
 SHIPPED_CONFIGS = {"mnist_digit.json", "mnist_fashion.json", "mnist_digit_2d.json", "celeba.json",
                    "folder.json"}
 ORIGINAL_CONFIGS = {"mnist_digit.json", "mnist_fashion.json", "celeba.json"}  # configs/original/
+CONFIG_SETS = {"original": ORIGINAL_CONFIGS, "quality": {"mnist_fashion.json"}}  # configs/<set>/
 
 
 def pyproject() -> dict:
@@ -63,7 +64,8 @@ def test_pip_install_into_a_fresh_venv_runs_ladder_from_elsewhere(tmp_path):
     module, config_dir = where.stdout.split()
     assert module.startswith(purelib) and config_dir.startswith(purelib), where.stdout
     assert set(os.listdir(config_dir)) >= SHIPPED_CONFIGS
-    assert set(os.listdir(os.path.join(config_dir, "original"))) == ORIGINAL_CONFIGS  # config sets ship
+    for name, files in CONFIG_SETS.items():  # config sets ship
+        assert set(os.listdir(os.path.join(config_dir, name))) == files, name
     helped = subprocess.run([ladder, "train", "--help"], cwd=elsewhere, capture_output=True,
                             text=True, env=clean_env(), timeout=60)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: ladder train"), helped.stderr
@@ -154,8 +156,9 @@ def test_every_subpackage_and_the_configs_ship():
              if "__init__.py" in files}
     assert found | {"ladder_tf.configs"} == set(tool["packages"])
     assert tool["package-dir"] == {"ladder_tf.configs": "configs"}
-    assert set(os.listdir(os.path.join(ROOT, "configs"))) == SHIPPED_CONFIGS | {"original"}
-    assert set(os.listdir(os.path.join(ROOT, "configs", "original"))) == ORIGINAL_CONFIGS
+    assert set(os.listdir(os.path.join(ROOT, "configs"))) == SHIPPED_CONFIGS | set(CONFIG_SETS)
+    for name, files in CONFIG_SETS.items():
+        assert set(os.listdir(os.path.join(ROOT, "configs", name))) == files, name
     assert set(os.listdir(cli.CONFIG_DIR)) >= SHIPPED_CONFIGS
     assert tool_data()["ladder_tf.configs"] == ["*.json", "*/*.json"]
     assert pyproject()["project"]["scripts"] == {"ladder": "ladder_tf.commands:main"}

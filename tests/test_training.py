@@ -79,6 +79,40 @@ def test_run_directory_contents_and_resume_equivalence(tmp_path):
                                + row["test_entropy"] + row["test_cross_entropy"], rtol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:epoch .*reconstructions hardly depend")
+@pytest.mark.parametrize("accurate_fit", [2, 5])
+def test_more_epochs_on_resume_continue_the_same_run(tmp_path, accurate_fit):
+    """A finished LaDDer run resumed with a larger ``num_epochs`` ends where a run trained for
+    that many epochs at once ends (weights, sigma, the mixture and every epoch's metrics), both
+    when the shorter run's last epoch was an accurate-fit epoch anyway (accurate_fit 2) and
+    when it was one only because it was the last (accurate_fit 5)."""
+    ladder = {**TINY, "prior": "ladder", "steps_per_epoch": 3, "sg_pretraining": 1,
+              "representation_size": 2, "n_layers_inner_VAE": 1, "num_hidden_units_inner_VAE": 16,
+              "n_mixtures": 3, "n_MC_samples": 4, "fast_fit_samples": 60, "accurate_fit_samples": 60,
+              "accurate_fit": accurate_fit, "checkpoint_every_steps": 100}
+    data = synthetic_data()
+    once = training.Trainer(from_dict({**ladder, "num_epochs": 3}), data, str(tmp_path / "once"),
+                            show_progress=False)
+    once.fit()
+    training.Trainer(from_dict({**ladder, "num_epochs": 2}), data, str(tmp_path / "grown"),
+                     show_progress=False).fit()
+    grown = training.Trainer(from_dict({**ladder, "num_epochs": 3}), data, str(tmp_path / "grown"),
+                             show_progress=False)
+    grown.fit()
+    prior_variables = list(once.prior.variables)
+    assert any("mixture" in v.name or "weight" in v.name for v in prior_variables), \
+        [v.name for v in prior_variables]
+    for a, b in zip(list(once.vae.trainable_variables) + prior_variables,
+                    list(grown.vae.trainable_variables) + list(grown.prior.variables)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.name)
+    rows_once = read_jsonl(tmp_path / "once" / "metrics.jsonl")
+    rows_grown = read_jsonl(tmp_path / "grown" / "metrics.jsonl")
+    assert [r["epoch"] for r in rows_grown] == [1, 2, 3]
+    for key in ("train_elbo", "test_elbo", "sigma", "test_cross_entropy"):
+        np.testing.assert_allclose([r[key] for r in rows_grown], [r[key] for r in rows_once],
+                                   rtol=1e-4, atol=1e-4, err_msg=key)
+
+
 def test_non_finite_step_is_skipped_and_never_checkpointed(tmp_path, monkeypatch):
     cfg = from_dict({**TINY, "checkpoint_every_steps": 2, "num_epochs": 1})
     data = synthetic_data()

@@ -3,6 +3,7 @@
     ladder reproduce --dataset mnist_fashion --seeds 0,1 --evaluate classifier
     ladder reproduce --dataset mnist_fashion --priors ladder --d-t 2,4,8,16   # Table 2
     ladder reproduce --config original --seeds 0,1          # the authors' code's settings
+    ladder reproduce --config quality --priors ladder       # beyond the paper: d_z 32, 100 epochs
     ladder reproduce --priors hierarchical --set-prior hierarchical:representation_size=2
 
 Run by run: trains (or resumes) it unless finished, evaluates it with each --evaluate
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "e.g. 2,4,8,16 (the supplementary's Table 2)")
     runs.add_argument("--config", metavar="NAME_OR_PATH", help="base settings: paper "
                       "(configs/<dataset>.json, the default), original (configs/original/<dataset>.json, "
-                      "the authors' code's) or another folder of configs/, a shipped config's name "
+                      "the authors' code's), quality (configs/quality/, beyond the paper: "
+                      "mnist_fashion) or another folder of configs/, a shipped config's name "
                       "or a JSON file; any but the default works in <out-root>/<dataset>-<name>/")
     runs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override any config key for every run (repeatable); a run "
