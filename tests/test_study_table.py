@@ -30,15 +30,15 @@ def write_run(tmp_path, name, seconds, sigma):
     return str(run)
 
 
-def write_results(tmp_path, name, run_dirs, gen, rec, elbo, differs):
+def write_results(tmp_path, name, run_dirs, gen, rec, elbo, differs, prior="ladder"):
     table = {"columns": ["normal", "ladder"],
-             "runs": {"ladder": [{"seed": i, "run_dir": d, "finished": True} for i, d in enumerate(run_dirs)]},
-             "elbo": {"ladder": {"-ELBO (nats/image)": summary(elbo)}},
-             "settings": {"ladder": {"prior": "ladder", "d_t": 16, "differs": differs}},
+             "runs": {prior: [{"seed": i, "run_dir": d, "finished": True} for i, d in enumerate(run_dirs)]},
+             "elbo": {prior: {"-ELBO (nats/image)": summary(elbo)}},
+             "settings": {prior: {"prior": prior, "d_t": 16, "differs": differs}},
              "fid": [{"protocol": {"features": "classifier"}, "rows": {}},
                      {"protocol": {"features": "fid-inception"},
-                      "rows": {"generation": {"ladder": summary(gen)}, "reconstruction": {"ladder": summary(rec)},
-                               "difference": {"ladder": summary(np.subtract(gen, rec))}}}]}
+                      "rows": {"generation": {prior: summary(gen)}, "reconstruction": {prior: summary(rec)},
+                               "difference": {prior: summary(np.subtract(gen, rec))}}}]}
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"schema": "ladder_tf.results/1", "tables": {"table1": table}}))
     return str(path)
@@ -66,6 +66,18 @@ def test_rows_read_back_the_results_and_run_times(tmp_path, capsys):
     assert row_b[6] == f"{np.mean(np.subtract(gen, rec)):.2f} ± {np.std(np.subtract(gen, rec), ddof=1):.2f}"
     assert row_b[7] == f"{-915.0:.2f} ± {np.std([-910.0, -920.0], ddof=1):.2f}"
     assert row_b[8] == f"{(0.03 + 2 + 0.05 + 2) / 2:.4f} / {(0.03 + 2.5 + 0.05 + 2.5) / 2:.4f}"
+
+
+def test_a_row_reads_the_column_its_label_names(tmp_path, capsys):
+    run = write_run(tmp_path, "n", [40.0, 44.0], 0.04)
+    path = write_results(tmp_path, "rn", [run], [80.0], [50.0], [-890.0], {}, prior="normal")
+    assert study_table.main(["--prior", "ladder", "normal prior=" + path + "#normal"]) == 0
+    row = [c.strip() for c in capsys.readouterr().out.splitlines()[2].strip("|").split("|")]
+    assert row[:8] == ["normal prior", "-", "2", f"{84 / 60:.1f} (42 s)", "80.00", "50.00", "30.00", "-890.00"]
+    with pytest.raises(SystemExit) as exit_:  # ladder's column of this record holds no runs
+        study_table.main(["ladder=" + path])
+    assert exit_.value.code == 2
+    assert "no 'ladder' runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [

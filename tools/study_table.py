@@ -5,7 +5,8 @@
         "large network=experiments/mnist_fashion/study-large.json"
 
 Each LABEL=RESULTS gives one row: the ``results.json`` (or its ``.md``) that ``ladder
-reproduce --results`` wrote, read for the column of ``--prior``. A row shows what the run set
+reproduce --results`` wrote, read for the column of ``--prior``; LABEL=RESULTS#PRIOR reads
+that row from PRIOR's column instead (rows of several priors in one table). A row shows what the run set
 otherwise than its base config, the epochs trained, the training time (the sum of the
 run's epoch wall times, and the median epoch; from the record, or from the run directory
 for records written before records kept them), the FID of ``--network`` (generation,
@@ -59,8 +60,9 @@ def cell(summary: dict | None) -> str:
 def study_row(label: str, results: dict, prior: str, network: str) -> list[str]:
     """The table row of one results file (see the module docstring)."""
     table = results["tables"]["table1"]
-    if prior not in table["columns"]:
-        raise ValueError(f"no {prior!r} column (columns: {', '.join(table['columns'])})")
+    available = [c for c in table["columns"] if table["runs"].get(c)]
+    if prior not in available:
+        raise ValueError(f"no {prior!r} runs (columns with runs: {', '.join(available) or 'none'})")
     fids = [f for f in table["fid"] if f["protocol"]["features"] == network]
     rows = fids[0]["rows"] if fids else {}
     differs = table["settings"][prior]["differs"]
@@ -91,21 +93,25 @@ def markdown(rows: list[list[str]], network: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = new_parser(__doc__)
-    p.add_argument("rows", nargs="+", metavar="LABEL=RESULTS", help="a row label and a results file")
-    p.add_argument("--prior", default="ladder", help="the column to read (default: ladder)")
+    p.add_argument("rows", nargs="+", metavar="LABEL=RESULTS[#PRIOR]",
+                   help="a row label and a results file (and the column to read, else --prior's)")
+    p.add_argument("--prior", default="ladder", help="the column rows read without #PRIOR (default: ladder)")
     p.add_argument("--network", default="fid-inception", help="the FID network's name in the results")
     args = p.parse_args(argv)
     rows = []
     for item in args.rows:
         label, sep, path = item.partition("=")
+        path, _, prior = path.partition("#")
         if not sep or not label or not path:
-            return fail(f"{item!r}: give LABEL=RESULTS (a results.json or its .md)")
+            return fail(f"{item!r}: give LABEL=RESULTS or LABEL=RESULTS#PRIOR (a results.json or its .md)")
         try:
-            rows.append(study_row(label, read_results(path), args.prior, args.network))
+            rows.append(study_row(label, read_results(path), prior or args.prior, args.network))
         except OSError as err:
             return fail(error_text(err))
-        except (ValueError, KeyError) as err:
-            return fail(f"{path}: not a results file of ladder reproduce ({err})")
+        except ValueError as err:
+            return fail(f"{path}: {err}")
+        except KeyError as err:
+            return fail(f"{path}: not a results file of ladder reproduce (no {err})")
     sys.stdout.write(markdown(rows, args.network))
     return 0
 
