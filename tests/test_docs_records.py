@@ -22,6 +22,10 @@ STUDY = [("paper config, 30 epochs", "mnist_fashion-study-base.json"),
          ("100 epochs", "mnist_fashion-study-e100.json"),
          ("no sigma floor", "mnist_fashion-study-nofloor.json"),
          ("d_z 32", "mnist_fashion-study-dz32.json")]
+# the quality config's table (label, record, prior column), in the README and docs/results.md
+# (``study_table.py LABEL=REC#PRIOR ...``)
+QUALITY = [("LaDDer, seed 0", "mnist_fashion-quality-ladder-seed0.json", "ladder"),
+           ("LaDDer, paper config (30 epochs)", "mnist_fashion-study-base.json", "ladder")]
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -35,16 +39,24 @@ def test_results_md_carries_the_records_table(name):
         assert table in f.read()
 
 
-def test_results_md_carries_the_study_table():
-    rows = []
-    for label, name in STUDY:
+def study_markdown(rows: list[tuple[str, str, str]]) -> str:
+    """study_table's table of (label, record, prior) rows, each record one of finished runs."""
+    out = []
+    for label, name, prior in rows:
         record = study_table.read_results(os.path.join(RECORDS, name))
         assert record["dataset"] == "mnist_fashion" and not record["missing"], name
-        rows.append(study_table.study_row(label, record, "ladder", "fid-inception"))
-    with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
-        assert study_table.markdown(rows, "fid-inception") in f.read()
+        out.append(study_table.study_row(label, record, prior, "fid-inception"))
+    return study_table.markdown(out, "fid-inception")
+
+
+@pytest.mark.parametrize("page", ["README.md", os.path.join("docs", "results.md")])
+def test_pages_carry_the_study_and_quality_tables(page):
+    with open(os.path.join(ROOT, page), encoding="utf-8") as f:
+        text = f.read()
+    assert study_markdown([(label, name, "ladder") for label, name in STUDY]) in text
+    assert study_markdown(QUALITY) in text
 
 
 def test_every_record_is_listed():
-    listed = sorted(list(TABLES) + [name for _, name in STUDY])
+    listed = sorted(set(TABLES) | {name for _, name in STUDY} | {name for _, name, _ in QUALITY})
     assert sorted(n for n in os.listdir(RECORDS) if n.endswith(".json")) == listed
