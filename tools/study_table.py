@@ -6,10 +6,10 @@
 
 Each LABEL=RESULTS gives one row: the ``results.json`` (or its ``.md``) that ``ladder
 reproduce --results`` wrote, read for the column of ``--prior``; LABEL=RESULTS#PRIOR reads
-that row from PRIOR's column instead (rows of several priors in one table). A row shows what the run set
-otherwise than its base config, the epochs trained, the training time (the sum of the
-run's epoch wall times, and the median epoch; from the record, or from the run directory
-for records written before records kept them), the FID of ``--network`` (generation,
+that row from PRIOR's column instead (rows of several priors in one table). A row shows
+what the run set otherwise than its base config, the epochs trained, the training time (the
+sum of the run's epoch wall times, and the median epoch; from the record, or from the run
+directory for records written before records kept them), the FID of ``--network`` (generation,
 reconstruction, their difference: mean over the column's evaluated seeds and repeats, with
 the sample std when there are several values), the final test -ELBO and sigma at the end:
 the variable |sigma| and the last epoch's mean sigma in the loss (they differ when the
