@@ -1,5 +1,6 @@
-"""The Python API snippets of the README run as written, on a tiny trained run, its
-export and synthetic latents (the placeholder paths are substituted), and give what they say."""
+"""The Python API snippets run as written (the README's load_model one, docs/usage.md's
+fit_prior one), on a tiny trained run, its export and synthetic latents (the placeholder
+paths are substituted), and give what they say."""
 import os
 import re
 import subprocess
@@ -14,7 +15,8 @@ from ladder_tf.workflows import export, training
 from synthetic import synthetic_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGE = os.path.join(REPO, "README.md")
+README = os.path.join(REPO, "README.md")
+USAGE = os.path.join(REPO, "docs", "usage.md")
 RUN = "experiments/mnist_fashion/ladder"  # the placeholders the snippets use
 TINY_LADDER = {"prior": "ladder", "exp_name": "mnist_fashion", "code_size": 4, "num_hidden_units": 64,
                "batch_size": 16, "num_epochs": 2, "steps_per_epoch": 3, "sg_pretraining": 1,
@@ -23,17 +25,22 @@ TINY_LADDER = {"prior": "ladder", "exp_name": "mnist_fashion", "code_size": 4, "
                "accurate_fit_samples": 60}
 
 
-def snippets() -> list[str]:
-    with open(PAGE, encoding="utf-8") as fh:
+def snippets(page: str = README) -> list[str]:
+    with open(page, encoding="utf-8") as fh:
         return re.findall(r"```python\n(.*?)```", fh.read(), flags=re.S)
 
 
-def run(code: str, substitutions: dict[str, str]) -> dict:
+def fit_prior_snippet() -> str:
+    (block,) = [b for b in snippets(USAGE) if "fit_prior(" in b]
+    return block
+
+
+def run(code: str, substitutions: dict[str, str], page: str = README) -> dict:
     for placeholder, path in substitutions.items():
         assert f'"{placeholder}"' in code, placeholder
         code = code.replace(f'"{placeholder}"', repr(path))
     namespace: dict = {}
-    exec(compile(code, PAGE, "exec"), namespace)
+    exec(compile(code, page, "exec"), namespace)
     return namespace
 
 
@@ -47,9 +54,10 @@ def trained(tmp_path_factory):
     return run_dir
 
 
-def test_the_page_has_the_snippets():
+def test_the_pages_have_the_snippets():
     blocks = snippets()
-    assert len(blocks) == 2 and "load_model" in blocks[0] and "fit_prior" in blocks[1]
+    assert len(blocks) == 1 and "load_model" in blocks[0]
+    assert "fit_prior" in fit_prior_snippet() and "load_prior" in fit_prior_snippet()
     assert all(len([ln for ln in b.splitlines() if ln.strip()]) <= 8 for b in blocks)  # "five lines or so"
 
 
@@ -81,7 +89,8 @@ def test_fit_prior_snippet(tmp_path):
     rng = np.random.default_rng(0)
     latents = np.concatenate([rng.normal(-2, 0.3, (150, 2)), rng.normal(2, 0.3, (150, 2))]).astype(np.float32)
     np.save(tmp_path / "latents.npy", latents)
-    ns = run(snippets()[1], {"latents.npy": str(tmp_path / "latents.npy"), "prior.npz": str(tmp_path / "prior.npz")})
+    ns = run(fit_prior_snippet(), {"latents.npy": str(tmp_path / "latents.npy"),
+                                   "prior.npz": str(tmp_path / "prior.npz")}, USAGE)
     prior = ns["prior"]  # the loaded one
     assert isinstance(prior, ladder_tf.FittedPrior) and prior.kind == "ladder" and prior.log_prob_is_estimate
     assert ns["samples"].shape == (1000, 2)
