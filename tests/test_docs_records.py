@@ -23,7 +23,8 @@ STUDY = [("paper config, 30 epochs", "mnist_fashion-study-base.json"),
          ("no sigma floor", "mnist_fashion-study-nofloor.json"),
          ("d_z 32", "mnist_fashion-study-dz32.json"),
          ("fused block updates", "mnist_fashion-study-fused.json"),
-         ("deeper networks (large)", "mnist_fashion-study-large.json")]
+         ("deeper networks (large)", "mnist_fashion-study-large.json"),
+         ("authors' Fashion networks", "mnist_fashion-study-original-act.json")]
 # the quality config's table (label, record, prior column), in the README and docs/results.md
 # (``study_table.py LABEL=REC#PRIOR ...``)
 QUALITY = [("LaDDer, seed 0", "mnist_fashion-quality-ladder-seed0.json", "ladder"),
