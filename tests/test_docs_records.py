@@ -28,6 +28,7 @@ STUDY = [("paper config, 30 epochs", "mnist_fashion-study-base.json"),
 # the quality config's table (label, record, prior column), in the README and docs/results.md
 # (``study_table.py LABEL=REC#PRIOR ...``)
 QUALITY = [("LaDDer, seed 0", "mnist_fashion-quality-ladder-seed0.json", "ladder"),
+           ("LaDDer, seed 1", "mnist_fashion-quality-ladder-seed1.json", "ladder"),
            ("normal prior, seed 0", "mnist_fashion-quality-normal-seed0.json", "normal"),
            ("GMM prior, seed 0", "mnist_fashion-quality-gmm-seed0.json", "gmm"),
            ("LaDDer, paper config (30 epochs)", "mnist_fashion-study-base.json", "ladder")]
