@@ -66,3 +66,28 @@ def test_pages_carry_the_study_and_quality_tables(page):
 def test_every_record_is_listed():
     listed = sorted(set(TABLES) | {name for _, name in STUDY} | {name for _, name, _ in QUALITY})
     assert sorted(n for n in os.listdir(RECORDS) if n.endswith(".json")) == listed
+
+
+def results_md_means(section: str, label: str) -> dict[str, str]:
+    """The means of row LABEL of the first table under heading SECTION of docs/results.md, per
+    prior ('100.37 ± 11.37' -> '100.37')."""
+    with open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8") as f:
+        text = f.read()
+    body = text[text.index(f"\n## {section}\n"):]
+    body = body[:body.index("\n## ", 1)]
+    line = next(l for l in body.splitlines() if l.startswith(f"| {label} |"))
+    cells = [c.strip().split(" ±")[0] for c in line.strip().strip("|").split("|")[1:]]
+    return dict(zip(paper_table.PRIORS, cells))
+
+
+def test_readme_brief_table1_is_results_md_s():
+    """The README's Fashion-MNIST Table 1 in brief holds the means of docs/results.md's tables."""
+    section = "Table 1 reproduced on Fashion-MNIST (30 epochs, seeds 0 and 1)"
+    columns = []
+    for heading, network in (("paper's text, classifier-FID", "classifier-FID"),
+                             ("paper's text, standard FID (seed 0)", "standard FID")):
+        gen = results_md_means(section, f"Generation, {network} (this package)")
+        diff = results_md_means(section, f"Difference, {network} (this package)")
+        columns.append((heading, {p: f"{gen[p]} / {diff[p]}" for p in paper_table.PRIORS}))
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        assert paper_table.brief("mnist_fashion", columns) in f.read()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -91,3 +92,27 @@ def test_a_wrong_file_exits_2_with_one_line(tmp_path):
         out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "paper_table.py"), *args],
                              capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_brief_table_has_generation_and_difference_means_per_prior(tmp_path, capsys):
+    cols = ["normal", "ladder"]
+    gen = {"normal": [[100.0, 102.0], [80.0, 90.0]], "ladder": [[6.0, 6.5], [5.0, 5.5]]}
+    clf = results(tmp_path, "clf", 1, cols, [fid("classifier", cols, [0, 1], gen)], {c: [-900.0] * 2 for c in cols})
+    std = results(tmp_path, "std", 1, cols, [fid("fid-inception", cols, [0], {"normal": [[60.0]], "ladder": [[41.0]]})],
+                  {c: [0.0] for c in cols})
+    assert paper_table.main(["--dataset", "mnist_fashion", "--brief", "authors' code", clf, "--standard", std]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == ("| prior | paper, Inception FID | authors' code, classifier-FID "
+                                    "| authors' code, standard FID |")
+    rows = parse(text)
+    # fid() makes every difference 1.0; priors without runs get '-'
+    assert rows["normal"] == ["266.1 / 262.9", f"{np.mean(gen['normal']):.2f} / 1.00", "60.00 / 1.00"]
+    assert rows["ladder"] == ["5.2 / 4.2", "5.75 / 1.00", "41.00 / 1.00"]
+    assert rows["gmm"] == ["6.0 / 3.1", "-", "-"]
+    assert list(rows) == list(paper_table.PRIORS)
+    both = json.load(open(clf))
+    both["tables"]["table1"]["fid"] += json.load(open(std))["tables"]["table1"]["fid"]
+    assert [h for h, _ in paper_table.brief_columns("c", both, both)] == ["c, classifier-FID", "c, standard FID"]
+    with pytest.raises(SystemExit) as exit_info:
+        paper_table.main(["--dataset", "mnist_fashion", "--brief", "x", "--table", "2", clf])
+    assert exit_info.value.code == 2

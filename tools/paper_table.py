@@ -9,7 +9,9 @@ network in RESULTS (classifier-FID in the shipped commands): the pooled cell (me
 std over every evaluated seed and repeat, as ``results.md`` has it), one value per seed
 (each seed's mean over its repeats), and the paper's row. ``--standard`` adds the rows of
 a second results file's standard-FID evaluations (per seed when there are several). Then the
-final test -ELBO and the -E_q[log p(z)] row. The paper's numbers are the supplementary's
+final test -ELBO and the -E_q[log p(z)] row. ``--brief LABEL`` prints Table 1 in brief
+instead: a row per prior, "generation / difference" (means) of the paper and of each FID
+network, as the README has it. The paper's numbers are the supplementary's
 Tables 1 and 2 (Inception FID, its own protocol): compare orderings and gaps, not values.
 """
 from __future__ import annotations
@@ -115,11 +117,44 @@ def build(dataset: str, number: int, results: dict, standard: dict | None) -> st
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+def gen_diff(fid: dict, columns: list[str]) -> dict[str, str]:
+    """Per column, 'generation / difference' of one FID network: each the mean over every
+    evaluated seed and repeat, 2 decimals ('-' where the results lack it)."""
+    def mean(key: str, column: str) -> str:
+        summary = fid["rows"][key].get(column) or {}
+        return "-" if summary.get("mean") is None else f"{summary['mean']:.2f}"
+    return {c: f"{mean('generation', c)} / {mean('difference', c)}" for c in columns}
+
+
+def brief_columns(label: str, results: dict, standard: dict | None) -> list[tuple[str, dict[str, str]]]:
+    """(heading, cells per prior) of Table 1's FID networks in RESULTS, then the standard-FID
+    ones of STANDARD where RESULTS has none: the columns of ``brief`` for one set of runs."""
+    table = results["tables"]["table1"]
+    fids = list(table["fid"])
+    if standard is not None and not any(f["protocol"]["features"] == "fid-inception" for f in fids):
+        fids += [f for f in standard["tables"]["table1"]["fid"] if f["protocol"]["features"] == "fid-inception"]
+    return [(f"{label}, {network_name(fid)}", gen_diff(fid, table["columns"])) for fid in fids]
+
+
+def brief(dataset: str, columns: list[tuple[str, dict[str, str]]]) -> str:
+    """Table 1 in brief: a row per prior with 'generation / difference' cells, the paper's
+    (Inception FID, means) first, then one column per (heading, cells per prior)."""
+    paper = PAPER[(dataset, 1)]
+    rows = [[prior, " / ".join(paper[k][i].split(" ±")[0] for k in ("generation", "difference"))]
+            + [cells.get(prior, "-") for _, cells in columns] for i, prior in enumerate(PRIORS)]
+    head = ["prior", "paper, Inception FID"] + [heading for heading, _ in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def network_name(fid: dict) -> str:
+    """'classifier-FID' or 'standard FID': the name of one FID evaluation's network."""
+    return "standard FID" if fid["protocol"]["features"] == "fid-inception" else "classifier-FID"
+
+
 def results_network_name(table: dict) -> str:
     """'classifier-FID' or 'standard FID': the name of the first FID network of a table."""
-    if not table["fid"]:
-        return "FID"
-    return "standard FID" if table["fid"][0]["protocol"]["features"] == "fid-inception" else "classifier-FID"
+    return network_name(table["fid"][0]) if table["fid"] else "FID"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,11 +163,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True, choices=("mnist_digit", "mnist_fashion"))
     p.add_argument("--table", type=int, choices=(1, 2), default=1)
     p.add_argument("--standard", help="a results file with the standard-FID evaluations of the same runs")
+    p.add_argument("--brief", metavar="LABEL",
+                   help="Table 1 in brief instead: a row per prior, 'generation / difference' (means) "
+                        "of the paper and of each FID network, its columns headed LABEL")
     args = p.parse_args(argv)
+    if args.brief is not None and args.table != 1:
+        return fail(f"--brief makes Table 1 only, not Table {args.table}")
     try:
         results = read_results(args.results)
         standard = read_results(args.standard) if args.standard else None
-        text = build(args.dataset, args.table, results, standard)
+        if args.brief is not None:
+            text = brief(args.dataset, brief_columns(args.brief, results, standard))
+        else:
+            text = build(args.dataset, args.table, results, standard)
     except OSError as err:
         return fail(error_text(err))
     except (KeyError, ValueError, IndexError) as err:
