@@ -64,7 +64,8 @@ def step_rate(cfg, data, steps: int) -> dict:
             "warmup_seconds_3_steps": warmup}
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--folder", help="synthetic JPEG folder (created when missing); default: a temp dir")
     p.add_argument("--n-images", type=int, default=2000)
@@ -72,7 +73,11 @@ def main() -> None:
     p.add_argument("--prior", default="normal")
     p.add_argument("--steps", type=int, default=10, help="timed training steps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
     cfg = config_lib.load(args.config, args.set, prior=args.prior)
     work = tempfile.mkdtemp(prefix="celeba_bench_")
     folder = args.folder or os.path.join(work, "img_align_celeba")

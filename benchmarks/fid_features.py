@@ -114,7 +114,8 @@ def extractor_rate(extractor, source: np.ndarray, n: int) -> dict:
             "peak_rss_increase_mb": round(peak_rss_mb() - before, 1), "feature_dim": int(stats.mean.size)}
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--n", type=int, default=200, help="images per network timing")
     p.add_argument("--batch", type=int, default=50)
@@ -125,7 +126,11 @@ def main() -> int:
     p.add_argument("--fid-weights", help="converted weights (.npz); default: the cache")
     p.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds (best kept)")
     p.add_argument("--jit", action="store_true", help="also time the port with jit_compile=True")
-    args = p.parse_args()
+    return p
+
+
+def main() -> int:
+    args = parser().parse_args()
 
     import tensorflow as tf
     import tf_keras as keras

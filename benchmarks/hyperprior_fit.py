@@ -94,17 +94,22 @@ def run_ours(x, x_test, k, tol, max_iter, seed):
             "active": int(np.sum(model.weights.numpy() >= 1e-2))}
 
 
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dims", type=int, nargs="+", default=[2, 8, 16])
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--n-test", type=int, default=20000)
+    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--tol", type=float, default=1e-3)
+    p.add_argument("--max-iter", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="only the ladder_tf and sklearn rows")
+    return p
+
+
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dims", type=int, nargs="+", default=[2, 8, 16])
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--n-test", type=int, default=20000)
-    parser.add_argument("--k", type=int, default=50)
-    parser.add_argument("--tol", type=float, default=1e-3)
-    parser.add_argument("--max-iter", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="only the ladder_tf and sklearn rows")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     report = {"setup": {"n_train": args.n, "n_test": args.n_test, "k": args.k, "tol": args.tol,
                         "max_iter": args.max_iter, "prior": "dirichlet_process", "concentration": 0.1,
                         "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()}, "results": {}}

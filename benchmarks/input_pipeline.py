@@ -25,13 +25,18 @@ from ladder_tf import config as config_lib  # noqa: E402
 from ladder_tf.data import images, load_dataset  # noqa: E402
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/mnist_fashion.json")
     p.add_argument("--train-size", type=int, default=60000)
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per setting (interleaved)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
     cfg = config_lib.load(args.config, args.set)
     data = load_dataset(cfg.exp_name, allow_download=False, train_size=args.train_size)
     cores = os.cpu_count() or 1

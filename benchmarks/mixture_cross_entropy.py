@@ -73,15 +73,20 @@ def with_gradients(estimate):
     return run
 
 
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--samples", type=int, default=100)
+    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--d", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--family", choices=("full", "diagonal"), default="full")
+    return p
+
+
 def main() -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--samples", type=int, default=100)
-    parser.add_argument("--k", type=int, default=50)
-    parser.add_argument("--d", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--family", choices=("full", "diagonal"), default="full")
-    args = parser.parse_args()
+    args = parser().parse_args()
     rng = np.random.default_rng(1)
     mean = tf.constant(rng.normal(size=(args.batch, args.d)), tf.float32)
     std = tf.constant(rng.uniform(0.05, 0.5, (args.batch, args.d)), tf.float32)

@@ -93,7 +93,8 @@ def periodic_refit_seconds(trainer: Trainer) -> float:
     return max(times[1] - times[0], 0.0)
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/mnist_fashion.json")
     p.add_argument("--priors", default="normal,ladder,ladder:fused",
@@ -103,7 +104,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30, help="timed steps for the step figure")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per prior (interleaved)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
     cfg = config_lib.load(args.config, args.set)
     data = load_dataset(cfg.exp_name, allow_download=False, train_size=args.train_size)
     priors = args.priors.split(",")

@@ -1,11 +1,14 @@
 """The documentation, checked without running its commands: README.md and every docs/*.md page.
 
-Commands (each page's ```bash blocks): every `ladder` (or entry-point script) command parses
-with its real parser, every `make` target exists, every run directory or SavedModel a
-command reads was written by a command before it, at the path that command actually
-writes, a run directory is never trained twice with different settings (the second would
-be refused on resume), and MNIST digits are fetched (`ladder data mnist_digit`, or a make
-target that runs `make data`) before a command needs them without `--data-dir`.
+Commands (each page's ```bash blocks): every `ladder` (or entry-point script) command and
+every `python tools/...` or `python benchmarks/...` command parses with its real parser,
+every `make` target exists, every run directory, SavedModel, results file or figure a
+command reads was written by a command before it (at the path that command actually
+writes) or is a committed file, a run directory is never trained twice with different
+settings (the second would be refused on resume), and MNIST digits are fetched (`ladder
+data mnist_digit`, or a make target that runs `make data`) before a command needs them
+without `--data-dir`. The commands quoted inline in the text (`python tools/...`, `python
+benchmarks/...`) parse too.
 
 What "before" means: the README's commands come first, in order, starting from a fresh
 clone. Each docs page is then checked on its own, starting from what the README's commands
@@ -19,6 +22,7 @@ to headings that exist; every relative link or image in the README and the docs 
 an existing file (and, with #anchor, to a heading of that file)."""
 import functools
 import glob
+import importlib.util
 import os
 import re
 import shlex
@@ -34,12 +38,15 @@ from ladder_tf.commands import train as train_cmd
 from ladder_tf.config import SAFE_ON_RESUME
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = ROOT  # ROOT is where pages are read; tests of the walk point it elsewhere
 README = "README.md"
 DOCS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
 PAGES = [README] + DOCS
 MAX_README_LINES = 250
 # Links whose target is added separately from the text that links to it.
 PENDING_FILES: set[str] = set()  # committed later than the page that links them
+# The repository's scripts, run as `python tools/NAME.py ...`: each has parser().
+SCRIPT_DIRS = ("tools", "benchmarks")
 SCRIPTS = {"train_mnist.py": "train", "train_celeba.py": "train-celeba", "evaluate.py": "evaluate",
            "reproduce.py": "reproduce"}
 PARSERS = {
@@ -64,6 +71,43 @@ def shell_commands(text: str) -> list[list[str]]:
             if words:
                 out.append(words)
     return out
+
+
+@functools.cache
+def script_parser(script: str):
+    """The parser() of the repository script at ``script`` (e.g. "tools/paper_table.py")."""
+    saved = list(sys.path)
+    sys.path.insert(0, os.path.join(REPO, os.path.dirname(script)))  # as `python SCRIPT` has it
+    try:
+        spec = importlib.util.spec_from_file_location(f"_docs_{os.path.basename(script)[:-3]}",
+                                                      os.path.join(REPO, script))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    return module.parser
+
+
+def script_name(words: list[str]) -> str | None:
+    """"tools/NAME.py" for `python tools/NAME.py ...` (likewise benchmarks/), else None."""
+    if len(words) > 1 and words[0] == "python" and os.path.dirname(words[1]) in SCRIPT_DIRS:
+        assert os.path.exists(os.path.join(REPO, words[1])), f"no script {words[1]}"
+        return words[1]
+    return None
+
+
+def script_files(script: str, args) -> tuple[list[str], list[str]]:
+    """(files read, files written) by a tools/ script; a benchmark reads and writes nothing kept."""
+    name = os.path.basename(script)
+    if name == "merge_results.py":
+        return args.results, [args.out + ".json", args.out + ".md"]
+    if name == "paper_table.py":
+        return [args.results] + ([args.standard] if args.standard else []), []
+    if name == "study_table.py":
+        return [row.partition("=")[2].partition("#")[0] for row in args.rows], []
+    if name == "readme_figures.py":
+        return [args.copy] if args.copy else [r.partition("=")[2] for r in args.runs], [args.out]
+    return [], []
 
 
 def ladder_argv(words: list[str]) -> tuple[str, list[str]] | None:
@@ -98,8 +142,11 @@ def written_by(name: str, args, produced: list[str]) -> list[str]:
         run = train_run(name, args)[0]
         return [run] + ([] if args.no_export else [os.path.join(run, "saved_model")])
     if name == "reproduce":
-        table1, table2 = reproduce.build_specs(args)
-        return [s.run_dir for s in table1 + table2]
+        p = reproduce.plan(args)
+        results = reproduce.results_path(args, p)
+        return [s.run_dir for s in p.table1 + p.table2] + [results + ".json", results + ".md"]
+    if name == "interpolate":
+        return [args.out]
     if name == "export":
         if args.model_version is None:
             return [args.out or os.path.join(args.run_dir, "saved_model")]
@@ -138,9 +185,32 @@ class Walk:
         self.digits = before.digits if before else False
         self.checked: set[str] = set()
 
+    def written(self, path: str) -> bool:
+        """Whether a command above wrote ``path`` (or a folder holding it), or it is committed
+        (experiments/ is never committed, so a local run there does not count)."""
+        path = os.path.normpath(path)
+        committed = not path.startswith("experiments" + os.sep) and os.path.exists(os.path.join(ROOT, path))
+        return (committed
+                or any(path == p or path.startswith(p + os.sep) for p in self.produced))
+
+    def run_script(self, script: str, words: list[str], where: str) -> None:
+        try:
+            args = script_parser(script)().parse_args(words[2:])
+        except SystemExit:  # argparse has printed why
+            raise AssertionError(f"{where}: does not parse") from None
+        reads, writes = script_files(script, args)
+        for path in reads:
+            assert self.written(path), f"{where}: nothing above writes {path}"
+        self.produced += [os.path.normpath(p) for p in writes]
+        self.checked.add(script)
+
     def run(self, page: str) -> "Walk":
         for words in shell_commands(read(page)):
             where = f"{page}: {' '.join(words)}"
+            script = script_name(words)
+            if script:
+                self.run_script(script, words, where)
+                continue
             if words[0] == "make":
                 rules = make_rules()
                 targets = [w for w in words[1:] if "=" not in w]
@@ -193,6 +263,27 @@ def test_every_page_commands_parse_and_read_only_what_earlier_ones_wrote():
     assert set(done) == set(PAGES) and len(DOCS) >= 7, DOCS
     checked = set().union(*(w.checked for w in done.values()))
     assert checked >= set(PARSERS), set(PARSERS) - checked
+    tools = {os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "tools", "*.py"))}
+    assert checked >= tools, tools - checked
+
+
+def inline_script_commands(text: str) -> list[list[str]]:
+    """The `python tools/...` and `python benchmarks/...` commands quoted inline in a page's text."""
+    spans = re.findall(r"`(python (?:%s)/[^`\n]+)`" % "|".join(SCRIPT_DIRS), without_fences(text))
+    return [shlex.split(span) for span in spans]
+
+
+def test_inline_script_commands_parse():
+    seen = set()
+    for page in PAGES:
+        for words in inline_script_commands(read(page)):
+            script = script_name(words)
+            try:
+                script_parser(script)().parse_args(words[2:])
+            except SystemExit:
+                raise AssertionError(f"{page}: `{' '.join(words)}` does not parse") from None
+            seen.add(os.path.dirname(script))
+    assert "benchmarks" in seen, seen  # the benchmarks are quoted inline only
 
 
 @pytest.mark.parametrize("commands, complaint", [
@@ -200,6 +291,13 @@ def test_every_page_commands_parse_and_read_only_what_earlier_ones_wrote():
     ("ladder train --prior gmm --out-dir runs/a\nladder train --prior gmm --set code_size=8 --out-dir runs/a",
      r"runs/a was trained above with other \['code_size'\]"),
     ("ladder train --dataset mnist_digit --out-dir runs/a", "needs MNIST digits"),
+    ("python tools/paper_table.py --dataset mnist_fashion runs/results.json",
+     "nothing above writes runs/results.json"),
+    ("ladder reproduce --priors gmm --seeds 0 --results runs/r\n"
+     "python tools/paper_table.py --dataset mnist_fashion runs/r.json --standard runs/r.jsonpython "
+     "tools/paper_table.py --dataset mnist_fashion runs/r.json", "does not parse"),
+    ("ladder train --prior gmm --out-dir runs/a\n"
+     "python tools/readme_figures.py --out f.png --copy runs/b/interp/strip.png", "nothing above writes"),
 ])
 def test_a_page_with_a_wrong_command_fails_the_check(tmp_path, monkeypatch, commands, complaint):
     """The walk itself can fail: a run read before it is written, one run trained with two
@@ -235,9 +333,14 @@ def test_readme_is_a_short_front_page():
     assert "make train" in "\n".join(lines[:20]) and "make test" in "\n".join(lines[:20])
 
 
+def without_fences(text: str) -> str:
+    """The text outside fenced code blocks."""
+    return re.sub(r"```.*?```", "", text, flags=re.S)
+
+
 def without_code(text: str) -> str:
     """The text outside fenced code blocks and inline code spans."""
-    return re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", text, flags=re.S))
+    return re.sub(r"`[^`\n]*`", "", without_fences(text))
 
 
 def headings(text: str) -> list[tuple[int, str]]:

@@ -14,6 +14,7 @@ Writes OUT.json and OUT.md, the layout ``--results`` writes, so ``tools/paper_ta
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -111,11 +112,16 @@ def merge(records: list[dict]) -> dict:
             "problems": {k: v for r in records for k, v in r["problems"].items()}}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = new_parser(__doc__)
     p.add_argument("results", nargs="+", help="results.json (or .md) files of ladder reproduce")
     p.add_argument("--out", required=True, help="write OUT.json and OUT.md")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if len(args.results) < 2:
         return fail("give at least two results files to merge")
     try:

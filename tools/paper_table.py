@@ -16,6 +16,7 @@ Tables 1 and 2 (Inception FID, its own protocol): compare orderings and gaps, no
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -157,7 +158,8 @@ def results_network_name(table: dict) -> str:
     return network_name(table["fid"][0]) if table["fid"] else "FID"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = new_parser(__doc__)
     p.add_argument("results", help="the results.json (or .md) of ladder reproduce")
     p.add_argument("--dataset", required=True, choices=("mnist_digit", "mnist_fashion"))
@@ -166,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--brief", metavar="LABEL",
                    help="Table 1 in brief instead: a row per prior, 'generation / difference' (means) "
                         "of the paper and of each FID network, its columns headed LABEL")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.brief is not None and args.table != 1:
         return fail(f"--brief makes Table 1 only, not Table {args.table}")
     try:

@@ -13,6 +13,7 @@ palette of at most 128 colours.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 import numpy as np
@@ -22,14 +23,19 @@ from ladder_tf.commands.common import fail, new_parser, quiet_tensorflow
 PALETTE_COLOURS = 128
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = new_parser(__doc__)
     p.add_argument("runs", nargs="*", metavar="LABEL=RUN", help="a label and a run directory")
     p.add_argument("--out", required=True, help="the PNG to write")
     p.add_argument("--copy", metavar="PNG", help="compact this PNG into --out instead of drawing grids")
     p.add_argument("--num", type=int, default=64, help="images per grid (a multiple of 8)")
     p.add_argument("--title", default="", help="a title above the grids")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if bool(args.copy) == bool(args.runs):
         fail("give either LABEL=RUN arguments or --copy PNG")
     if args.copy:

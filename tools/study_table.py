@@ -18,6 +18,7 @@ Runs of several seeds give the mean epoch count and time per seed.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -91,13 +92,18 @@ def markdown(rows: list[list[str]], network: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = new_parser(__doc__)
     p.add_argument("rows", nargs="+", metavar="LABEL=RESULTS[#PRIOR]",
                    help="a row label and a results file (and the column to read, else --prior's)")
     p.add_argument("--prior", default="ladder", help="the column rows read without #PRIOR (default: ladder)")
     p.add_argument("--network", default="fid-inception", help="the FID network's name in the results")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     rows = []
     for item in args.rows:
         label, sep, path = item.partition("=")

@@ -145,6 +145,12 @@ def build_specs(args: argparse.Namespace) -> tuple[list[RunSpec], list[RunSpec]]
     return p.table1, p.table2
 
 
+def results_path(args: argparse.Namespace, p: Plan) -> str:
+    """Where the tables go: PATH of PATH.md and PATH.json (``--results``, else the run root's)."""
+    return args.results or os.path.join(experiment_root(args.out_root, p.base.exp_name, p.choice.label),
+                                        "results")
+
+
 def evaluation_networks(args: argparse.Namespace) -> list[str]:
     """The --evaluate networks, checked with the evaluation flags. Raises ConfigError."""
     from ladder_tf.workflows.evaluate import EvaluationError, check_network_fits
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "ladder reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
     specs, exp_name = p.table1 + p.table2, p.base.exp_name
     outcome = reproduce.Outcome()
-    out_path = args.results or os.path.join(experiment_root(args.out_root, exp_name, p.choice.label), "results")
+    out_path = results_path(args, p)
 
     def write(outcome: reproduce.Outcome) -> tuple[dict, tuple[str, str]]:
         record = results.results(exp_name, p.table1, p.table2, {**outcome.failures, **outcome.busy},
