@@ -12,7 +12,6 @@ from ladder_tf.workflows import training
 from ladder_tf.config import from_dict
 from ladder_tf.data import load_dataset
 from ladder_tf.data.mnist import DEBIAN_FASHION_DIR
-from ladder_tf.io_utils import read_jsonl
 from ladder_tf.model.networks.prior_vae import build_prior_decoder, build_prior_encoder
 from ladder_tf.model.priors import build_prior
 from ladder_tf.workflows.runs import load_run

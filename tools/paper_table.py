@@ -17,7 +17,6 @@ Tables 1 and 2 (Inception FID, its own protocol): compare orderings and gaps, no
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys

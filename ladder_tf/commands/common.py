@@ -13,7 +13,7 @@ import re
 import sys
 import tempfile
 import warnings
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 from ladder_tf.config import CONFIG_DIR, ConfigError, config_path
 from ladder_tf.io_utils import error_line
@@ -77,7 +77,7 @@ def add_data_flags(p: argparse.ArgumentParser, run: bool = False) -> argparse._A
     return data
 
 
-def fail(message: str, status: int = 2) -> "NoReturn":  # noqa: F821
+def fail(message: str, status: int = 2) -> NoReturn:
     """Print one clear error line and exit (2 for user mistakes)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(status)
