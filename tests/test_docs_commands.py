@@ -120,7 +120,8 @@ def quickstart_command() -> list[str]:
 
 
 def written_by(name: str, args, produced: list[str]) -> list[str]:
-    """The run directories and SavedModels that command ``name`` writes."""
+    """What command ``name`` writes: run directories, SavedModels, results files (PATH.json and
+    PATH.md) and interpolation folders."""
     if name in ("train", "train-celeba"):
         run = train_run(name, args)[0]
         return [run] + ([] if args.no_export else [os.path.join(run, "saved_model")])
