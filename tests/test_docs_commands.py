@@ -16,6 +16,7 @@ clone. Each docs page is then checked on its own, starting from what the README'
 wrote, with its own commands in order; a page never relies on another docs page, so a user
 can follow any one page after the README. (`make quickstart` and tests/test_packaging.py
 run the commands themselves.)"""
+import argparse
 import functools
 import glob
 import importlib.util
@@ -54,6 +55,14 @@ def shell_commands(text: str) -> list[list[str]]:
             if words:
                 out.append(words)
     return out
+
+
+def parse_or_fail(parser: argparse.ArgumentParser, argv: list[str], where: str) -> argparse.Namespace:
+    """``argv`` parsed by ``parser``; an AssertionError naming ``where`` if it does not parse."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit:  # argparse has printed why
+        raise AssertionError(f"{where}: does not parse") from None
 
 
 @functools.cache
@@ -178,10 +187,7 @@ class Walk:
                 or any(path == p or path.startswith(p + os.sep) for p in self.produced))
 
     def run_script(self, script: str, words: list[str], where: str) -> None:
-        try:
-            args = script_parser(script)().parse_args(words[2:])
-        except SystemExit:  # argparse has printed why
-            raise AssertionError(f"{where}: does not parse") from None
+        args = parse_or_fail(script_parser(script)(), words[2:], where)
         reads, writes = script_files(script, args)
         for path in reads:
             assert self.written(path), f"{where}: nothing above writes {path}"
@@ -212,10 +218,7 @@ class Walk:
             if parsed is None:
                 continue
             name, argv = parsed
-            try:
-                args = PARSERS[name]().parse_args(argv)
-            except SystemExit:  # argparse has printed why
-                raise AssertionError(f"{where}: does not parse") from None
+            args = parse_or_fail(PARSERS[name](), argv, where)
             for path in read_by(name, args):
                 assert path.rstrip("/") in self.produced, f"{where}: nothing above writes {path}"
             if name == "data" and args.dataset == "mnist_digit":
@@ -263,10 +266,7 @@ def test_inline_script_commands_parse():
     for page in PAGES:
         for words in inline_script_commands(read(page)):
             script = script_name(words)
-            try:
-                script_parser(script)().parse_args(words[2:])
-            except SystemExit:
-                raise AssertionError(f"{page}: `{' '.join(words)}` does not parse") from None
+            parse_or_fail(script_parser(script)(), words[2:], f"{page}: `{' '.join(words)}`")
             seen.add(os.path.dirname(script))
     assert "benchmarks" in seen, seen  # the benchmarks are quoted inline only
 
