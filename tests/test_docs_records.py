@@ -16,7 +16,8 @@ RECORDS = os.path.join(ROOT, "docs", "records")
 # docs/results.md verbatim (``paper_table.py REC [--standard REC]``)
 TABLES = {"mnist_digit-table2.json": ("mnist_digit", 2, False),
           "mnist_digit-table1.json": ("mnist_digit", 1, True),
-          "mnist_fashion-original-table1-seed0.json": ("mnist_fashion", 1, True)}
+          "mnist_fashion-original-table1-seed0.json": ("mnist_fashion", 1, True),
+          "mnist_fashion-original-table2-dt16-seed0.json": ("mnist_fashion", 2, True)}
 # the sample-quality study's rows (label, record), in the order of its table in docs/results.md
 # (``study_table.py --prior ladder --network fid-inception LABEL=REC ...``)
 STUDY = [("paper config, 30 epochs", "mnist_fashion-study-base.json"),
